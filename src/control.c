@@ -1,0 +1,1210 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * control.c - the control socket: a unix stream server, one request per
+ * line, one JSON object per response line.
+ *
+ * The module owns the listening socket and its clients, nothing else:
+ * every command reads or calls pool and daemon functions, and every answer
+ * is built with json-c from what they hold at that moment. A client costs
+ * at most one line buffer, its unread answers (CONTROL_OUTPUT_MAX) and a
+ * slot among CONTROL_CLIENTS_MAX; it is hung up on after CONTROL_IDLE_S of
+ * silence. Sockets are non-blocking and answers are queued behind a write
+ * watcher, so a client that does not read never stalls the loop.
+ *
+ * Who may do what is decided once, at accept: root, or a peer whose group
+ * or supplementary groups include control_group, may run every command;
+ * anyone else gets a permission error for every request.
+ */
+#include "control.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ev.h>
+#include <json-c/json.h>
+
+#include "config.h"
+#include "events.h"
+#include "growth.h"
+#include "log.h"
+#include "metrics.h"
+#include "policy.h"
+#include "pool.h"
+#include "recyclerd.h"
+#include "units.h"
+#include "util.h"
+#include "worker.h"
+
+#define EVENTS_DEFAULT		50
+#define SCALE_MAX		10000
+#define ACCEPT_BURST		64	/* accepts per callback, for fairness */
+#define ACCEPT_PAUSE_S		1.0	/* after EMFILE and the like */
+#define FULL_LOG_INTERVAL_S	10.0	/* "too many clients" log rate */
+#define READ_CHUNK		4096
+
+#define STR_(x)			#x
+#define STR(x)			STR_(x)
+
+#ifndef SO_PEERGROUPS
+#define SO_PEERGROUPS		59	/* Linux 4.13; older libc headers */
+#endif
+
+struct client {
+	TAILQ_ENTRY(client) entry;
+	struct control	*ctl;
+	int		 fd;
+	struct control_peer peer;
+	bool		 refusal_logged;	/* once per connection */
+
+	/* The request being read: a line and room for its NUL. */
+	char		 in[CONTROL_LINE_MAX + 1];
+	size_t		 in_len;
+	bool		 discarding;	/* skipping the rest of a long line */
+	bool		 eof;		/* peer shut down its writing side */
+
+	/* Answers not yet taken by the peer: out[out_off, out_len). */
+	char		*out;
+	size_t		 out_off;
+	size_t		 out_len;
+	size_t		 out_cap;
+
+	ev_io		 rio;
+	ev_io		 wio;
+	ev_timer	 idle;
+};
+
+struct control {
+	struct recyclerd *rd;
+	int		 fd;
+	char		*path;
+	dev_t		 dev;		/* of the socket file we bound: */
+	ino_t		 ino;		/* unlink only that one at exit */
+	ev_io		 accept_io;
+	ev_timer	 accept_pause;
+	double		 full_logged_mono;
+	TAILQ_HEAD(, client) clients;
+	unsigned int	 nclients;
+};
+
+/* ---- request parsing (pure) ---- */
+
+/*
+ * Length of the UTF-8 sequence at s if it is a well-formed one (no overlong
+ * forms, no surrogates, nothing above U+10FFFF), else 0.
+ */
+static size_t
+utf8_len(const unsigned char *s)
+{
+	size_t n, i;
+	uint32_t cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		n = 2;
+		cp = s[0] & 0x1f;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		n = 3;
+		cp = s[0] & 0x0f;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		n = 4;
+		cp = s[0] & 0x07;
+	} else {
+		return 0;
+	}
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)	/* the NUL ends here too */
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+		return 0;
+	return n;
+}
+
+/* control_split() that also says why a line was refused. */
+static int
+split_line(char *line, char **words, int max, const char **why)
+{
+	size_t len = strlen(line), k;
+	unsigned char *s;
+	int n = 0;
+
+	if (len > 0 && line[len - 1] == '\r')
+		line[--len] = '\0';
+	for (s = (unsigned char *)line; *s != '\0'; s += k) {
+		if ((*s < 0x20 && *s != '\t') || *s == 0x7f) {
+			*why = "request contains a control character";
+			return -1;
+		}
+		if ((k = utf8_len(s)) == 0) {
+			*why = "request is not valid UTF-8";
+			return -1;
+		}
+	}
+	for (s = (unsigned char *)line; *s != '\0';) {
+		while (*s == ' ' || *s == '\t')
+			*s++ = '\0';
+		if (*s == '\0')
+			break;
+		if (n == max) {
+			*why = "request has too many words";
+			return -1;
+		}
+		words[n++] = (char *)s;
+		while (*s != '\0' && *s != ' ' && *s != '\t')
+			s++;
+	}
+	return n;
+}
+
+int
+control_split(char *line, char **words, int max)
+{
+	const char *why;
+
+	return split_line(line, words, max, &why);
+}
+
+/* ---- answers ---- */
+
+static json_object *
+reply_ok(void)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "ok", json_object_new_boolean(1));
+	return o;
+}
+
+static json_object *
+reply_error(const char *fmt, ...) PRINTFLIKE(1, 2);
+
+static json_object *
+reply_error(const char *fmt, ...)
+{
+	json_object *o = json_object_new_object();
+	va_list ap;
+	char *msg;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) == -1)
+		msg = NULL;
+	va_end(ap);
+	json_object_object_add(o, "ok", json_object_new_boolean(0));
+	json_object_object_add(o, "error",
+	    json_object_new_string(msg ? msg : "out of memory"));
+	free(msg);
+	return o;
+}
+
+static void
+add(json_object *o, const char *key, json_object *v)
+{
+	json_object_object_add(o, key, v);
+}
+
+static json_object *
+j_u64(uint64_t v)
+{
+	return json_object_new_uint64(v);
+}
+
+/* 0 means "off" or "not known" for limits and readings. */
+static json_object *
+j_u64_or_null(uint64_t v)
+{
+	return v ? json_object_new_uint64(v) : NULL;
+}
+
+/* A double with a fixed number of decimals (json-c would print 17). */
+static json_object *
+j_double(double v, int decimals)
+{
+	char buf[64];
+
+	if (!isfinite(v))
+		return NULL;
+	snprintf(buf, sizeof buf, "%.*f", decimals, v);
+	return json_object_new_double_s(v, buf);
+}
+
+static json_object *
+j_str_or_null(const char *s)
+{
+	return s && *s ? json_object_new_string(s) : NULL;
+}
+
+/* ---- status ---- */
+
+static json_object *
+worker_json(struct worker *w, double now)
+{
+	json_object *o = json_object_new_object();
+	double g;
+
+	/* The operator asked: exact figures, smaps_rollup included. */
+	(void)worker_sample(w, now, true);
+
+	add(o, "slot", json_object_new_int64(w->slot));
+	add(o, "pid", json_object_new_int64(w->pid));
+	add(o, "state", json_object_new_string(worker_state_name(w->state)));
+	add(o, "uptime", j_double(worker_uptime(w, now), 3));
+	add(o, "tasks", j_u64(w->tasks));
+	add(o, "rss", j_u64_or_null(w->last.rss));
+	add(o, "pss", w->last.has_smaps ? j_u64(w->last.pss) : NULL);
+	add(o, "uss", w->last.has_smaps ? j_u64(w->last.uss) : NULL);
+	add(o, "memory", j_u64_or_null(w->memory));
+	add(o, "memory_exact", json_object_new_boolean(w->memory_exact));
+	add(o, "metric", json_object_new_string(
+	    mem_metric_name(w->cfg->memory_metric)));
+	add(o, "threshold", j_u64_or_null(w->limits.recycle_memory));
+	add(o, "kill_threshold", j_u64_or_null(w->limits.kill_memory));
+	add(o, "max_tasks", j_u64_or_null(w->limits.max_tasks));
+	add(o, "max_lifetime", w->limits.max_lifetime_ms ?
+	    j_double((double)w->limits.max_lifetime_ms / 1000.0, 3) : NULL);
+	add(o, "growth_bytes_per_s", growth_per_sec(&w->growth, &g) == 0 ?
+	    j_double(g, 1) : NULL);
+	add(o, "growth_bytes_per_task", growth_per_task(&w->growth, &g) == 0 ?
+	    j_double(g, 1) : NULL);
+	add(o, "peak", j_u64(w->peak));
+	add(o, "status_text", j_str_or_null(w->status));
+	add(o, "recycle_reason", w->recycle_reason != REASON_NONE ?
+	    json_object_new_string(reason_name(w->recycle_reason)) : NULL);
+	add(o, "stop_reason", (w->state == WS_DRAINING ||
+	    w->state == WS_KILLED) && w->stop_reason != REASON_NONE ?
+	    json_object_new_string(reason_name(w->stop_reason)) : NULL);
+	return o;
+}
+
+static int
+worker_cmp(const void *a, const void *b)
+{
+	const struct worker *x = *(const struct worker *const *)a;
+	const struct worker *y = *(const struct worker *const *)b;
+
+	if (x->slot != y->slot)
+		return x->slot < y->slot ? -1 : 1;
+	return x->gen < y->gen ? -1 : x->gen > y->gen;
+}
+
+static json_object *
+pool_json(struct pool *p, double now)
+{
+	json_object *o = json_object_new_object(), *rec, *arr;
+	struct worker *w, **sorted;
+	uint64_t total = 0;
+	size_t i, n = 0;
+	int r;
+
+	add(o, "name", json_object_new_string(p->name));
+	add(o, "state", json_object_new_string(pool_state_name(p->state)));
+	add(o, "desired", j_u64(p->desired));
+	add(o, "configured", j_u64(p->cfg->workers));
+	add(o, "size", j_u64(p->nworkers));
+	add(o, "starting", j_u64(pool_count(p, WS_STARTING)));
+	add(o, "ready", j_u64(pool_count(p, WS_READY)));
+	add(o, "draining", j_u64(pool_count(p, WS_DRAINING)));
+	add(o, "killed", j_u64(pool_count(p, WS_KILLED)));
+
+	rec = json_object_new_object();
+	for (r = 0; r < REASON__COUNT; r++)
+		if (reason_is_recycle((enum reason)r)) {
+			add(rec, reason_name((enum reason)r),
+			    j_u64(p->recycles[r]));
+			total += p->recycles[r];
+		}
+	add(o, "recycles", rec);
+	add(o, "recycles_total", j_u64(total));
+	add(o, "oom_kills", j_u64(p->recycles[REASON_OOM]));
+	add(o, "crashes", j_u64(p->crashes));
+	add(o, "failed_starts", j_u64(p->failed_starts));
+	add(o, "spawns", j_u64(p->spawns));
+
+	add(o, "metric", json_object_new_string(
+	    mem_metric_name(p->cfg->memory_metric)));
+	add(o, "recycle_memory", j_u64_or_null(p->cfg->recycle_memory));
+	add(o, "kill_memory", j_u64_or_null(p->cfg->kill_memory));
+	add(o, "max_tasks", j_u64_or_null(p->cfg->max_tasks));
+	add(o, "max_lifetime", p->cfg->max_lifetime_ms ?
+	    j_double((double)p->cfg->max_lifetime_ms / 1000.0, 3) : NULL);
+
+	/* By slot, then oldest first: a replacement follows its worker. */
+	sorted = xcalloc(p->nworkers + 1, sizeof *sorted);
+	TAILQ_FOREACH(w, &p->workers, entry)
+		if (n <= p->nworkers)
+			sorted[n++] = w;
+	qsort(sorted, n, sizeof *sorted, worker_cmp);
+	arr = json_object_new_array();
+	for (i = 0; i < n; i++)
+		json_object_array_add(arr, worker_json(sorted[i], now));
+	free(sorted);
+	add(o, "workers", arr);
+	return o;
+}
+
+/* ---- commands ---- */
+
+struct request {
+	struct recyclerd *rd;
+	const struct control_peer *peer;
+	int		 argc;		/* arguments after the command */
+	char		**argv;
+};
+
+static json_object *
+cmd_status(struct request *rq)
+{
+	struct recyclerd *rd = rq->rd;
+	json_object *o, *pools;
+	struct pool *p, *only = NULL;
+	double now = mono_now();
+
+	if (rq->argc == 1 &&
+	    (only = recyclerd_find_pool(rd, rq->argv[0])) == NULL)
+		return reply_error("no such pool: %s", rq->argv[0]);
+	o = reply_ok();
+	add(o, "version", json_object_new_string(PACKAGE_VERSION));
+	add(o, "pid", json_object_new_int64(rd->pid));
+	add(o, "uptime", j_double(now - rd->started_mono, 3));
+	pools = json_object_new_array();
+	LIST_FOREACH(p, &rd->pools, entry)
+		if (only == NULL || p == only)
+			json_object_array_add(pools, pool_json(p, now));
+	add(o, "pools", pools);
+	return o;
+}
+
+/* Parse a count argument; NULL or an error reply. */
+static json_object *
+parse_count(const char *cmd, const char *what, const char *s, uint64_t max,
+    uint64_t *v)
+{
+	const char *why = units_parse_uint(s, 0, max, v);
+
+	if (why == NULL)
+		return NULL;
+	return reply_error("%s: invalid %s %s: %s (0 to %" PRIu64 ")", cmd,
+	    what, s, why, max);
+}
+
+static json_object *
+pool_reply(const struct pool *p)
+{
+	json_object *o = reply_ok();
+
+	add(o, "pool", json_object_new_string(p->name));
+	add(o, "state", json_object_new_string(pool_state_name(p->state)));
+	add(o, "desired", j_u64(p->desired));
+	return o;
+}
+
+static json_object *
+cmd_recycle(struct request *rq)
+{
+	json_object *err, *o;
+	uint64_t slot = 0;
+	bool all = rq->argc < 2 || strcmp(rq->argv[1], "all") == 0;
+	struct pool *p;
+	int n;
+
+	if (!all && (err = parse_count("recycle", "worker", rq->argv[1],
+	    SCALE_MAX - 1, &slot)) != NULL)
+		return err;
+	if ((p = recyclerd_find_pool(rq->rd, rq->argv[0])) == NULL)
+		return reply_error("no such pool: %s", rq->argv[0]);
+	n = pool_recycle(p, all ? -1 : (int)slot, REASON_MANUAL);
+	if (n < 0)
+		return reply_error("pool %s has no worker %" PRIu64, p->name,
+		    slot);
+	o = reply_ok();
+	add(o, "pool", json_object_new_string(p->name));
+	add(o, "recycling", json_object_new_int(n));
+	return o;
+}
+
+static json_object *
+cmd_scale(struct request *rq)
+{
+	json_object *err;
+	struct pool *p;
+	uint64_t n;
+
+	if ((err = parse_count("scale", "count", rq->argv[1], SCALE_MAX,
+	    &n)) != NULL)
+		return err;
+	if ((p = recyclerd_find_pool(rq->rd, rq->argv[0])) == NULL)
+		return reply_error("no such pool: %s", rq->argv[0]);
+	pool_scale(p, (unsigned int)n);
+	return pool_reply(p);
+}
+
+static json_object *
+cmd_stop(struct request *rq)
+{
+	struct pool *p;
+
+	if ((p = recyclerd_find_pool(rq->rd, rq->argv[0])) == NULL)
+		return reply_error("no such pool: %s", rq->argv[0]);
+	pool_stop(p);
+	return pool_reply(p);
+}
+
+static json_object *
+cmd_start(struct request *rq)
+{
+	struct pool *p;
+
+	if ((p = recyclerd_find_pool(rq->rd, rq->argv[0])) == NULL)
+		return reply_error("no such pool: %s", rq->argv[0]);
+	pool_start(p);
+	return pool_reply(p);
+}
+
+static json_object *
+cmd_reload(struct request *rq)
+{
+	json_object *o;
+	char *err = NULL;
+
+	if (recyclerd_reload(rq->rd, &err) == 0) {
+		free(err);
+		return reply_ok();
+	}
+	o = reply_error("reload refused, running configuration kept: %s",
+	    err && *err ? err : "unknown error");
+	free(err);
+	return o;
+}
+
+/* {"exit":3}, {"signal":"SIGKILL","core_dumped":true} or NULL. */
+static json_object *
+status_json(int status)
+{
+	json_object *o;
+
+	if (status == -1)
+		return NULL;
+	o = json_object_new_object();
+	if (WIFEXITED(status)) {
+		add(o, "exit", json_object_new_int(WEXITSTATUS(status)));
+	} else if (WIFSIGNALED(status)) {
+		add(o, "signal", json_object_new_string(
+		    units_signal_name(WTERMSIG(status))));
+		if (WCOREDUMP(status))
+			add(o, "core_dumped", json_object_new_boolean(1));
+	} else {
+		add(o, "wait_status", json_object_new_int(status));
+	}
+	return o;
+}
+
+/* ISO 8601 UTC with milliseconds: 2024-05-01T12:00:00.123Z */
+static void
+format_wall(double wall, char *buf, size_t size)
+{
+	time_t secs = wall > 0 ? (time_t)wall : 0;	/* truncates */
+	unsigned int ms = wall > 0 ?
+	    (unsigned int)((wall - (double)secs) * 1000.0) % 1000u : 0;
+	char date[32];
+	struct tm tm;
+
+	if (gmtime_r(&secs, &tm) == NULL ||
+	    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+		snprintf(date, sizeof date, "1970-01-01T00:00:00");
+	snprintf(buf, size, "%s.%03uZ", date, ms);
+}
+
+static json_object *
+event_json(const struct event *e)
+{
+	json_object *o = json_object_new_object();
+	char when[64];
+
+	format_wall(e->wall, when, sizeof when);
+	add(o, "seq", j_u64(e->seq));
+	add(o, "time", json_object_new_string(when));
+	add(o, "pool", json_object_new_string(e->pool));
+	add(o, "slot", e->slot >= 0 ? json_object_new_int(e->slot) : NULL);
+	add(o, "pid", e->pid > 0 ? json_object_new_int64(e->pid) : NULL);
+	add(o, "kind", json_object_new_string(e->kind ? e->kind : "?"));
+	add(o, "reason", e->reason != REASON_NONE ?
+	    json_object_new_string(reason_name(e->reason)) : NULL);
+	add(o, "status", status_json(e->status));
+	add(o, "uptime", e->slot >= 0 ? j_double(e->uptime_s, 3) : NULL);
+	add(o, "tasks", j_u64(e->tasks));
+	add(o, "memory", j_u64_or_null(e->memory));
+	add(o, "peak", j_u64_or_null(e->peak));
+	add(o, "detail", j_str_or_null(e->detail));
+	return o;
+}
+
+static json_object *
+cmd_events(struct request *rq)
+{
+	json_object *err, *o, *arr;
+	uint64_t want = EVENTS_DEFAULT;
+	size_t n, i;
+
+	if (rq->argc == 1 && (err = parse_count("events", "count",
+	    rq->argv[0], EVENTS_MAX, &want)) != NULL)
+		return err;
+	n = events_count(rq->rd->events);
+	arr = json_object_new_array();
+	for (i = n > want ? n - want : 0; i < n; i++)
+		json_object_array_add(arr,
+		    event_json(events_get(rq->rd->events, i)));
+	o = reply_ok();
+	add(o, "events", arr);
+	return o;
+}
+
+static json_object *
+cmd_metrics(struct request *rq)
+{
+	json_object *o;
+	char *text;
+
+	if (metrics_render(rq->rd, &text) == -1)
+		return reply_error("metrics: %s", strerror(errno));
+	o = reply_ok();
+	add(o, "metrics", json_object_new_string(text));
+	free(text);
+	return o;
+}
+
+static json_object *
+cmd_version(struct request *rq)
+{
+	json_object *o = reply_ok();
+
+	add(o, "version", json_object_new_string(PACKAGE_VERSION));
+	return o;
+}
+
+static const struct command {
+	const char	*name;
+	int		 min_args;
+	int		 max_args;
+	bool		 changes_state;	/* logged */
+	const char	*usage;
+	json_object	*(*run)(struct request *);
+} commands[] = {
+	{ "status", 0, 1, false, "status [POOL]", cmd_status },
+	{ "recycle", 1, 2, true, "recycle POOL [WORKER|all]", cmd_recycle },
+	{ "scale", 2, 2, true, "scale POOL N", cmd_scale },
+	{ "stop", 1, 1, true, "stop POOL", cmd_stop },
+	{ "start", 1, 1, true, "start POOL", cmd_start },
+	{ "reload", 0, 0, true, "reload", cmd_reload },
+	{ "events", 0, 1, false, "events [N]", cmd_events },
+	{ "metrics", 0, 0, false, "metrics", cmd_metrics },
+	{ "version", 0, 0, false, "version", cmd_version },
+};
+
+#define COMMAND_LIST \
+	"status, recycle, scale, stop, start, reload, events, metrics, version"
+
+static json_object *
+permission_error(struct recyclerd *rd, const struct control_peer *peer)
+{
+	if (rd->cfg->control_group == NULL)
+		return reply_error("permission denied: uid %lu is not root "
+		    "(no control_group is set)", (unsigned long)peer->uid);
+	return reply_error("permission denied: uid %lu is not root or a "
+	    "member of group %s", (unsigned long)peer->uid,
+	    rd->cfg->control_group);
+}
+
+/* "recycle web all", for the log. */
+static void
+join_words(char **words, int n, char *buf, size_t size)
+{
+	size_t len = 0;
+	int i;
+
+	buf[0] = '\0';
+	for (i = 0; i < n && len < size; i++)
+		len += (size_t)snprintf(buf + len, size - len, "%s%s",
+		    i ? " " : "", words[i]);
+}
+
+static json_object *
+dispatch(struct recyclerd *rd, const struct control_peer *peer, char *line)
+{
+	char *words[CONTROL_WORDS_MAX], text[256];
+	const struct command *c = NULL;
+	struct request rq = { rd, peer, 0, NULL };
+	json_object *o, *err;
+	const char *why;
+	size_t i;
+	int n;
+
+	if (!peer->allowed)
+		return permission_error(rd, peer);
+	if ((n = split_line(line, words, CONTROL_WORDS_MAX, &why)) == -1)
+		return reply_error("%s", why);
+	if (n == 0)
+		return reply_error("empty request (commands: " COMMAND_LIST
+		    ")");
+	for (i = 0; i < nitems(commands) && c == NULL; i++)
+		if (strcmp(words[0], commands[i].name) == 0)
+			c = &commands[i];
+	if (c == NULL)
+		return reply_error("unknown command: %s (commands: "
+		    COMMAND_LIST ")", words[0]);
+	if (n - 1 < c->min_args || n - 1 > c->max_args)
+		return reply_error("usage: %s", c->usage);
+	rq.argc = n - 1;
+	rq.argv = words + 1;
+	/* Logged before it runs, so the log reads cause, then effects. */
+	if (c->changes_state) {
+		join_words(words, n, text, sizeof text);
+		log_info("control: uid %lu: %s", (unsigned long)peer->uid,
+		    text);
+	}
+	o = c->run(&rq);
+	if (c->changes_state && json_object_object_get_ex(o, "error", &err))
+		log_warn("control: uid %lu: %s refused: %s",
+		    (unsigned long)peer->uid, text,
+		    json_object_get_string(err));
+	return o;
+}
+
+char *
+control_execute(struct recyclerd *rd, const struct control_peer *peer,
+    char *line)
+{
+	json_object *o = dispatch(rd, peer, line);
+	char *s;
+
+	s = xstrdup(json_object_to_json_string_ext(o,
+	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+	return s;
+}
+
+/* ---- clients ---- */
+
+static void
+client_free(struct client *c)
+{
+	struct control *ctl = c->ctl;
+	struct ev_loop *loop = ctl->rd->loop;
+
+	ev_io_stop(loop, &c->rio);
+	ev_io_stop(loop, &c->wio);
+	ev_timer_stop(loop, &c->idle);
+	close(c->fd);
+	TAILQ_REMOVE(&ctl->clients, c, entry);
+	ctl->nclients--;
+	free(c->out);
+	free(c);
+}
+
+static void
+client_queue(struct client *c, const char *s, size_t len)
+{
+	size_t need;
+
+	if (c->out_off > 0 && c->out_off == c->out_len)
+		c->out_off = c->out_len = 0;
+	need = c->out_len + len;
+	if (need > c->out_cap && c->out_off > 0) {
+		memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+		c->out_len -= c->out_off;
+		c->out_off = 0;
+		need = c->out_len + len;
+	}
+	if (need > c->out_cap) {
+		c->out_cap = need > 2 * c->out_cap ? need : 2 * c->out_cap;
+		c->out = xrealloc(c->out, c->out_cap);
+	}
+	memcpy(c->out + c->out_len, s, len);
+	c->out_len += len;
+}
+
+static size_t
+client_pending(const struct client *c)
+{
+	return c->out_len - c->out_off;
+}
+
+/*
+ * Send what the socket takes now; watch for room if anything is left.
+ * Returns false when c was freed (error, done after EOF, or a reader too
+ * slow to keep its unread answers under CONTROL_OUTPUT_MAX).
+ */
+static bool
+client_flush(struct client *c)
+{
+	struct ev_loop *loop = c->ctl->rd->loop;
+	bool progress = false;
+	ssize_t n;
+
+	while (client_pending(c) > 0) {
+		n = send(c->fd, c->out + c->out_off, client_pending(c),
+		    MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n <= 0) {
+			log_debug("control: uid %lu pid %ld: %s",
+			    (unsigned long)c->peer.uid, (long)c->peer.pid,
+			    n == 0 ? "hung up" : strerror(errno));
+			client_free(c);
+			return false;
+		}
+		c->out_off += (size_t)n;
+		progress = true;
+	}
+	if (progress)
+		ev_timer_again(loop, &c->idle);
+	if (client_pending(c) == 0) {
+		c->out_off = c->out_len = 0;
+		ev_io_stop(loop, &c->wio);
+		if (c->eof) {
+			client_free(c);
+			return false;
+		}
+		return true;
+	}
+	if (client_pending(c) > CONTROL_OUTPUT_MAX) {
+		log_warn("control: uid %lu pid %ld: disconnecting a client that "
+		    "does not read its answers (%zu bytes unread)",
+		    (unsigned long)c->peer.uid, (long)c->peer.pid,
+		    client_pending(c));
+		client_free(c);
+		return false;
+	}
+	ev_io_start(loop, &c->wio);
+	return true;
+}
+
+static void
+client_reply(struct client *c, const char *json)
+{
+	client_queue(c, json, strlen(json));
+	client_queue(c, "\n", 1);
+}
+
+/* One complete line is in c->in[0, in_len). */
+static void
+client_request(struct client *c)
+{
+	char *answer;
+
+	c->in[c->in_len] = '\0';
+	if (!c->peer.allowed && !c->refusal_logged) {
+		c->refusal_logged = true;
+		log_warn("control: uid %lu pid %ld: refused: not root or a "
+		    "member of control_group %s", (unsigned long)c->peer.uid,
+		    (long)c->peer.pid, c->ctl->rd->cfg->control_group ?
+		    c->ctl->rd->cfg->control_group : "(none set)");
+	}
+	if (c->peer.allowed && strlen(c->in) != c->in_len) {
+		client_reply(c, "{\"ok\":false,\"error\":\"request contains a "
+		    "control character\"}");
+		return;
+	}
+	answer = control_execute(c->ctl->rd, &c->peer, c->in);
+	client_reply(c, answer);
+	free(answer);
+}
+
+/* Split what was read into lines; a line too long is answered once and
+ * its rest skipped up to the next newline. */
+static void
+client_feed(struct client *c, const char *buf, size_t n)
+{
+	const char *nl;
+	size_t len;
+
+	while (n > 0 && client_pending(c) <= CONTROL_OUTPUT_MAX) {
+		nl = memchr(buf, '\n', n);
+		len = nl ? (size_t)(nl - buf) : n;
+		if (c->discarding) {
+			c->discarding = nl == NULL;
+		} else if (c->in_len + len > CONTROL_LINE_MAX) {
+			client_reply(c, "{\"ok\":false,\"error\":\"request "
+			    "line longer than " STR(CONTROL_LINE_MAX)
+			    " bytes\"}");
+			c->in_len = 0;
+			c->discarding = nl == NULL;
+		} else {
+			memcpy(c->in + c->in_len, buf, len);
+			c->in_len += len;
+			if (nl != NULL) {
+				client_request(c);
+				c->in_len = 0;
+			}
+		}
+		len += nl != NULL;
+		buf += len;
+		n -= len;
+	}
+}
+
+static void
+client_read_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct client *c = io->data;
+	char buf[READ_CHUNK];
+	ssize_t n;
+
+	(void)revents;
+	n = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT);
+	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+	    errno == EINTR))
+		return;
+	if (n == -1) {
+		log_debug("control: uid %lu pid %ld: %s",
+		    (unsigned long)c->peer.uid, (long)c->peer.pid,
+		    strerror(errno));
+		client_free(c);
+		return;
+	}
+	ev_timer_again(loop, &c->idle);
+	if (n == 0) {
+		/* Half-closed: answer what was asked, then hang up. A last
+		 * line without its newline still counts. */
+		c->eof = true;
+		ev_io_stop(loop, &c->rio);
+		if (c->in_len > 0 && !c->discarding)
+			client_request(c);
+		c->in_len = 0;
+	} else {
+		client_feed(c, buf, (size_t)n);
+	}
+	(void)client_flush(c);		/* may free c */
+}
+
+static void
+client_write_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	(void)loop;
+	(void)revents;
+	(void)client_flush(io->data);	/* may free it */
+}
+
+static void
+client_idle_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct client *c = t->data;
+
+	(void)loop;
+	(void)revents;
+	log_debug("control: uid %lu pid %ld: idle for %.0fs, hanging up",
+	    (unsigned long)c->peer.uid, (long)c->peer.pid, CONTROL_IDLE_S);
+	client_free(c);
+}
+
+/* Supplementary groups of the peer, as they were at connect time, else
+ * as /proc says now. Returns true when gid is among them. */
+static bool
+peer_has_group(int fd, pid_t pid, gid_t gid)
+{
+	gid_t groups[256];
+	socklen_t len = sizeof groups;
+	char path[64], *line = NULL, *s, *end;
+	size_t cap = 0, i;
+	bool found = false;
+	unsigned long g;
+	FILE *f;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0) {
+		for (i = 0; i < len / sizeof groups[0]; i++)
+			if (groups[i] == gid)
+				return true;
+		return false;
+	}
+	snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
+	if ((f = fopen(path, "re")) == NULL)
+		return false;
+	while (!found && getline(&line, &cap, f) != -1) {
+		if (strncmp(line, "Groups:", 7) != 0)
+			continue;
+		for (s = line + 7;; s = end) {
+			errno = 0;
+			g = strtoul(s, &end, 10);
+			if (end == s || errno != 0)
+				break;
+			if ((gid_t)g == gid) {
+				found = true;
+				break;
+			}
+		}
+		break;
+	}
+	free(line);
+	fclose(f);
+	return found;
+}
+
+static bool
+peer_allowed(const struct config *cfg, int fd, const struct ucred *uc)
+{
+	if (uc->uid == 0)
+		return true;
+	if (cfg->control_group == NULL)
+		return false;
+	return uc->gid == cfg->control_gid ||
+	    peer_has_group(fd, uc->pid, cfg->control_gid);
+}
+
+static void
+client_new(struct control *ctl, int fd)
+{
+	struct ev_loop *loop = ctl->rd->loop;
+	struct ucred uc;
+	socklen_t len = sizeof uc;
+	struct client *c;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) == -1) {
+		log_warn_errno("control: unable to read a client's credentials");
+		close(fd);
+		return;
+	}
+	c = xcalloc(1, sizeof *c);
+	c->ctl = ctl;
+	c->fd = fd;
+	c->peer.uid = uc.uid;
+	c->peer.gid = uc.gid;
+	c->peer.pid = uc.pid;
+	c->peer.allowed = peer_allowed(ctl->rd->cfg, fd, &uc);
+	ev_io_init(&c->rio, client_read_cb, fd, EV_READ);
+	ev_io_init(&c->wio, client_write_cb, fd, EV_WRITE);
+	ev_init(&c->idle, client_idle_cb);
+	c->idle.repeat = CONTROL_IDLE_S;
+	c->rio.data = c->wio.data = c->idle.data = c;
+	TAILQ_INSERT_TAIL(&ctl->clients, c, entry);
+	ctl->nclients++;
+	ev_io_start(loop, &c->rio);
+	ev_timer_again(loop, &c->idle);
+	log_debug("control: client uid %lu gid %lu pid %ld%s",
+	    (unsigned long)uc.uid, (unsigned long)uc.gid, (long)uc.pid,
+	    c->peer.allowed ? "" : " (not allowed)");
+}
+
+/* Over the limit: say so if the socket takes it now, and hang up. */
+static void
+refuse_client(struct control *ctl, int fd)
+{
+	static const char msg[] =
+	    "{\"ok\":false,\"error\":\"too many clients\"}\n";
+	double now = mono_now();
+
+	(void)send(fd, msg, sizeof msg - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	close(fd);
+	if (now - ctl->full_logged_mono >= FULL_LOG_INTERVAL_S) {
+		ctl->full_logged_mono = now;
+		log_warn("control: refusing clients: %u connected already "
+		    "(at most %u)", ctl->nclients, CONTROL_CLIENTS_MAX);
+	}
+}
+
+static void
+control_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct control *ctl = io->data;
+	int fd, i;
+
+	(void)revents;
+	for (i = 0; i < ACCEPT_BURST; i++) {
+		fd = accept4(ctl->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			/* Out of descriptors: the socket stays readable, so
+			 * stop watching it for a while instead of spinning. */
+			log_warn_errno("control: unable to accept a client; "
+			    "pausing for %.0fs", ACCEPT_PAUSE_S);
+			ev_io_stop(loop, &ctl->accept_io);
+			ev_timer_set(&ctl->accept_pause, ACCEPT_PAUSE_S, 0.0);
+			ev_timer_start(loop, &ctl->accept_pause);
+			return;
+		}
+		if (ctl->nclients >= CONTROL_CLIENTS_MAX)
+			refuse_client(ctl, fd);
+		else
+			client_new(ctl, fd);
+	}
+}
+
+static void
+control_pause_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct control *ctl = t->data;
+
+	(void)revents;
+	ev_io_start(loop, &ctl->accept_io);
+}
+
+/* ---- the listening socket ---- */
+
+/*
+ * Is a daemon answering on path? 0: no (nothing there, or a stale socket,
+ * now removed); -1: yes, or the file is not ours to remove (logged).
+ */
+static int
+clear_stale(const char *path, const struct sockaddr_un *sun)
+{
+	struct stat st;
+	int fd, rc;
+
+	if (lstat(path, &st) == -1) {
+		if (errno == ENOENT)
+			return 0;
+		log_err_errno("control socket %s", path);
+		return -1;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		log_err("control socket %s: exists and is not a socket; "
+		    "refusing to replace it", path);
+		return -1;
+	}
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0)) == -1) {
+		log_err_errno("control socket %s: socket", path);
+		return -1;
+	}
+	rc = connect(fd, (const struct sockaddr *)sun, sizeof *sun);
+	if (rc == 0 || errno == EAGAIN || errno == EINPROGRESS) {
+		/* EAGAIN: its backlog is full, so someone is listening. */
+		close(fd);
+		log_err("control socket %s is in use by a running daemon",
+		    path);
+		return -1;
+	}
+	rc = errno;
+	close(fd);
+	if (rc != ECONNREFUSED && rc != ENOENT) {
+		log_msg_errno(LOG_ERR, rc, "control socket %s: unable to tell "
+		    "whether a daemon is listening", path);
+		return -1;
+	}
+	if (rc == ECONNREFUSED) {
+		log_notice("control socket %s: replacing a stale socket", path);
+		if (unlink(path) == -1 && errno != ENOENT) {
+			log_err_errno("control socket %s: unable to remove "
+			    "the stale socket", path);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Mode 0660 and group control_group: who may connect at all. */
+static int
+set_access(const struct config *cfg, const char *path)
+{
+	if (chmod(path, 0660) == -1) {
+		log_err_errno("control socket %s: chmod 0660", path);
+		return -1;
+	}
+	if (cfg->control_group != NULL && chown(path, 0,
+	    cfg->control_gid) == -1) {
+		log_err_errno("control socket %s: chown root:%s", path,
+		    cfg->control_group);
+		return -1;
+	}
+	return 0;
+}
+
+struct control *
+control_open(struct recyclerd *rd)
+{
+	const char *path = rd->cfg->control_socket;
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct control *ctl;
+	struct stat st;
+	mode_t old_mask;
+	int fd, rc;
+
+	if (strlen(path) >= sizeof sun.sun_path) {
+		log_err("control socket %s: path longer than %zu bytes", path,
+		    sizeof sun.sun_path - 1);
+		return NULL;
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	if (clear_stale(path, &sun) == -1)
+		return NULL;
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0)) == -1) {
+		log_err_errno("control socket %s: socket", path);
+		return NULL;
+	}
+	/* Born 0660 rather than opened up and then narrowed. */
+	old_mask = umask(0117);
+	rc = bind(fd, (struct sockaddr *)&sun, sizeof sun);
+	umask(old_mask);
+	if (rc == -1) {
+		log_err_errno("unable to bind control socket %s", path);
+		close(fd);
+		return NULL;
+	}
+	if (set_access(rd->cfg, path) == -1)
+		goto fail;
+	if (lstat(path, &st) == -1 || listen(fd, SOMAXCONN) == -1) {
+		log_err_errno("control socket %s", path);
+		goto fail;
+	}
+
+	ctl = xcalloc(1, sizeof *ctl);
+	ctl->rd = rd;
+	ctl->fd = fd;
+	ctl->path = xstrdup(path);
+	ctl->dev = st.st_dev;
+	ctl->ino = st.st_ino;
+	ctl->full_logged_mono = -FULL_LOG_INTERVAL_S;
+	TAILQ_INIT(&ctl->clients);
+	ev_io_init(&ctl->accept_io, control_accept_cb, fd, EV_READ);
+	ctl->accept_io.data = ctl;
+	ev_init(&ctl->accept_pause, control_pause_cb);
+	ctl->accept_pause.data = ctl;
+	ev_io_start(rd->loop, &ctl->accept_io);
+	log_info("control socket %s", path);
+	return ctl;
+
+fail:
+	unlink(path);
+	close(fd);
+	return NULL;
+}
+
+void
+control_close(struct control *ctl)
+{
+	struct client *c;
+	struct stat st;
+
+	if (ctl == NULL)
+		return;
+	while ((c = TAILQ_FIRST(&ctl->clients)) != NULL)
+		client_free(c);
+	ev_io_stop(ctl->rd->loop, &ctl->accept_io);
+	ev_timer_stop(ctl->rd->loop, &ctl->accept_pause);
+	close(ctl->fd);
+	/* Another daemon may have taken the path over since: not ours. */
+	if (lstat(ctl->path, &st) == 0 && st.st_dev == ctl->dev &&
+	    st.st_ino == ctl->ino)
+		unlink(ctl->path);
+	free(ctl->path);
+	free(ctl);
+}

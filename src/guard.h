@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * guard.h - a small child process that outlives the daemon by a moment and
+ * kills every worker session it was told about.
+ *
+ * Workers get PR_SET_PDEATHSIG, but their own children do not, and once the
+ * daemon is gone they would be reparented away from us. The guard holds the
+ * read end of a pipe; the daemon writes +sid when a worker starts (each
+ * worker leads its own session) and -sid when it is reaped. When the daemon
+ * dies, for whatever reason, the pipe reaches EOF and the guard SIGKILLs
+ * every process still in one of those sessions, then exits.
+ */
+#ifndef RECYCLERD_GUARD_H
+#define RECYCLERD_GUARD_H
+
+#include <sys/types.h>
+
+struct guard;
+
+/* Fork the guard; NULL with errno if that failed. */
+struct guard	*guard_start(void);
+/* Stop the guard (it sweeps, finds nothing, exits) and reap it. NULL ok. */
+void		 guard_stop(struct guard *);
+pid_t		 guard_pid(const struct guard *);
+void		 guard_add(struct guard *, pid_t sid);
+void		 guard_del(struct guard *, pid_t sid);
+
+#endif /* RECYCLERD_GUARD_H */

@@ -1,0 +1,681 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * main.c - options, start-up order, signals, reload, shutdown, and the
+ * daemon's own conversation with systemd.
+ *
+ * One thread and one libev default loop. main() reads as the start-up
+ * order; the reasons for the order are written next to each step.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ev.h>
+#include <systemd/sd-daemon.h>
+
+#include "cgroup.h"
+#include "config.h"
+#include "control.h"
+#include "events.h"
+#include "guard.h"
+#include "listen.h"
+#include "log.h"
+#include "memprobe.h"
+#include "notify.h"
+#include "output.h"
+#include "pool.h"
+#include "recyclerd.h"
+#include "units.h"
+#include "worker.h"
+
+#define EXIT_BAD_CONFIG_TEST	1	/* -t: the design's "exits 0 or 1" */
+
+struct args {
+	const char	*config_path;
+	bool		 check_only;
+	int		 verbose;
+};
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+	    "usage: recyclerd [-t] [-v] [-c FILE]\n"
+	    "  -c, --config FILE  configuration file (default %s)\n"
+	    "  -t, --test         check the configuration and exit 0 or 1\n"
+	    "  -v, --verbose      log debug messages\n"
+	    "  -V, --version      print the version and exit\n"
+	    "  -h, --help         print this help and exit\n",
+	    CONFIG_DEFAULT_PATH);
+}
+
+static void
+args_parse(int argc, char **argv, struct args *a)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "test", no_argument, NULL, 't' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	a->config_path = CONFIG_DEFAULT_PATH;
+	while ((c = getopt_long(argc, argv, "c:tvVh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			a->config_path = optarg;
+			break;
+		case 't':
+			a->check_only = true;
+			break;
+		case 'v':
+			a->verbose++;
+			break;
+		case 'V':
+			printf("recyclerd %s\n", PACKAGE_VERSION);
+			exit(EXIT_SUCCESS);
+		case 'h':
+			usage(stdout);
+			exit(EXIT_SUCCESS);
+		default:
+			usage(stderr);
+			exit(EX_USAGE);
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "recyclerd: unexpected argument: %s\n",
+		    argv[optind]);
+		usage(stderr);
+		exit(EX_USAGE);
+	}
+}
+
+/* ---- pid map ---- */
+
+static unsigned int
+pid_bucket(pid_t pid)
+{
+	return ((unsigned int)pid * 2654435761u) % PIDMAP_BUCKETS;
+}
+
+void
+pidmap_add(struct recyclerd *rd, pid_t pid, struct worker *w)
+{
+	struct pidmap_entry *e = xmalloc(sizeof *e);
+	unsigned int b = pid_bucket(pid);
+
+	e->pid = pid;
+	e->worker = w;
+	e->next = rd->pidmap[b];
+	rd->pidmap[b] = e;
+}
+
+void
+pidmap_del(struct recyclerd *rd, pid_t pid)
+{
+	struct pidmap_entry **pp, *e;
+
+	for (pp = &rd->pidmap[pid_bucket(pid)]; (e = *pp) != NULL;
+	    pp = &e->next)
+		if (e->pid == pid) {
+			*pp = e->next;
+			free(e);
+			return;
+		}
+}
+
+struct worker *
+pidmap_get(struct recyclerd *rd, pid_t pid)
+{
+	struct pidmap_entry *e;
+
+	for (e = rd->pidmap[pid_bucket(pid)]; e != NULL; e = e->next)
+		if (e->pid == pid)
+			return e->worker;
+	return NULL;
+}
+
+/* ---- the workers' notify socket ---- */
+
+static pid_t
+proc_ppid(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	int ppid = -1, fd;
+	ssize_t n;
+
+	snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	if ((p = strrchr(buf, ')')) == NULL ||
+	    sscanf(p + 1, " %*c %d", &ppid) != 1)
+		return -1;
+	return ppid;
+}
+
+/* The worker that pid is, or descends from; NULL if none. */
+static struct worker *
+worker_of_pid(struct recyclerd *rd, pid_t pid)
+{
+	struct worker *w;
+	int depth;
+
+	for (depth = 0; depth < 16 && pid > 1 && pid != rd->pid; depth++) {
+		if ((w = pidmap_get(rd, pid)) != NULL)
+			return w;
+		pid = proc_ppid(pid);
+	}
+	return NULL;
+}
+
+static void
+on_notify(void *arg, pid_t pid, char *buf, size_t len)
+{
+	static double window_start;
+	static unsigned int dropped;
+	struct recyclerd *rd = arg;
+	struct worker *w = worker_of_pid(rd, pid);
+	double now;
+
+	if (w != NULL) {
+		pool_worker_notify(w->pool, w, buf, len);
+		return;
+	}
+	/* Rate-limited: a hostile sender must not flood the log. */
+	now = mono_now();
+	if (now - window_start > 1.0) {
+		if (dropped > 10)
+			log_warn("notify: dropped %u more messages from "
+			    "processes that are not workers", dropped - 10);
+		window_start = now;
+		dropped = 0;
+	}
+	if (++dropped <= 10)
+		log_warn("notify: dropped message from pid %ld: not a worker",
+		    (long)pid);
+}
+
+/* ---- systemd ---- */
+
+static void
+service_status(struct recyclerd *rd, const char *state)
+{
+	unsigned int pools = 0, ready = 0, workers = 0;
+	unsigned long long recycles = 0, crashes = 0;
+	struct pool *p;
+	int r;
+
+	LIST_FOREACH(p, &rd->pools, entry) {
+		pools++;
+		workers += p->nworkers;
+		ready += pool_count(p, WS_READY);
+		crashes += p->crashes;
+		for (r = 0; r < REASON__COUNT; r++)
+			recycles += p->recycles[r];
+	}
+	sd_notifyf(0, "%s%sSTATUS=%u pool%s, %u/%u workers ready, "
+	    "%llu recycles, %llu crashes", state ? state : "",
+	    state ? "\n" : "", pools, pools == 1 ? "" : "s", ready, workers,
+	    recycles, crashes);
+}
+
+static void
+on_watchdog(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)t;
+	(void)revents;
+	sd_notify(0, "WATCHDOG=1");
+}
+
+void
+recyclerd_check(struct recyclerd *rd)
+{
+	struct pool *p, *next;
+	bool settled = true, empty = true;
+
+	LIST_FOREACH_SAFE(p, &rd->pools, entry, next) {
+		if (p->state == POOL_REMOVED && pool_is_empty(p)) {
+			log_info("pool %s: removed", p->name);
+			pool_free(p);
+			continue;
+		}
+		if (!pool_is_settled(p))
+			settled = false;
+		if (!pool_is_empty(p))
+			empty = false;
+	}
+	if (rd->stopping) {
+		if (empty)
+			ev_break(rd->loop, EVBREAK_ALL);
+		return;
+	}
+	if (settled && !rd->reported_ready) {
+		rd->reported_ready = true;
+		log_info("ready: all pools are up");
+		service_status(rd, "READY=1");
+	}
+}
+
+struct pool *
+recyclerd_find_pool(struct recyclerd *rd, const char *name)
+{
+	struct pool *p;
+
+	LIST_FOREACH(p, &rd->pools, entry)
+		if (p->state != POOL_REMOVED && strcmp(p->name, name) == 0)
+			return p;
+	return NULL;
+}
+
+/* ---- reload and stop ---- */
+
+static char *
+diag_join(const struct diag *d)
+{
+	size_t i, len = 1;
+	char *s;
+
+	for (i = 0; i < d->n; i++)
+		len += strlen(d->msgs[i]) + 1;
+	s = xmalloc(len);
+	s[0] = '\0';
+	for (i = 0; i < d->n; i++) {
+		strcat(s, d->msgs[i]);
+		if (i + 1 < d->n)
+			strcat(s, "\n");
+	}
+	return s;
+}
+
+int
+recyclerd_reload(struct recyclerd *rd, char **err)
+{
+	struct diag d = DIAG_INIT;
+	struct config *next;
+	struct pool *p, *tmp;
+	size_t i;
+	char *perr;
+	int rc = 0;
+
+	log_info("reloading %s", rd->config_path);
+	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+	    (unsigned long long)mono_usec());
+	if ((next = config_load(rd->config_path, &d)) == NULL) {
+		diag_log(&d, LOG_ERR);
+		log_err("reload failed, keeping the running configuration");
+		if (err != NULL)
+			*err = diag_join(&d);
+		diag_free(&d);
+		service_status(rd, "READY=1");
+		return -1;
+	}
+	if (strcmp(next->control_socket, rd->cfg->control_socket) != 0)
+		log_warn("control_socket changed: the new path takes effect "
+		    "at the next start");
+	if (next->cgroup != rd->cfg->cgroup)
+		log_warn("cgroup changed: takes effect at the next start");
+	log_set_level(log_get_level() == LOG_DEBUG ? LOG_DEBUG :
+	    next->log_level);
+
+	for (i = 0; i < next->npools; i++) {
+		const struct pool_config *pc = next->pools[i];
+
+		perr = NULL;
+		if ((p = recyclerd_find_pool(rd, pc->name)) == NULL) {
+			LIST_FOREACH(tmp, &rd->pools, entry)
+				if (strcmp(tmp->name, pc->name) == 0)
+					break;	/* removed, still draining */
+			if (tmp != NULL) {
+				if (pool_apply(tmp, next, pc, &perr) == -1)
+					rc = -1;
+			} else if (pool_new(rd, next, pc, &perr) == NULL) {
+				rc = -1;
+			}
+		} else if (pool_apply(p, next, pc, &perr) == -1) {
+			rc = -1;
+		}
+		if (perr != NULL) {
+			log_err("%s; that pool keeps its running "
+			    "configuration", perr);
+			if (err != NULL && *err == NULL)
+				*err = xstrdup(perr);
+			free(perr);
+		}
+	}
+	LIST_FOREACH_SAFE(p, &rd->pools, entry, tmp)
+		if (p->state != POOL_REMOVED &&
+		    config_find_pool(next, p->name) == NULL)
+			pool_remove(p);
+	config_unref(rd->cfg);
+	rd->cfg = next;
+	diag_free(&d);
+	log_info("reloaded %s", rd->config_path);
+	service_status(rd, "READY=1");
+	recyclerd_check(rd);
+	return rc;
+}
+
+void
+recyclerd_stop(struct recyclerd *rd)
+{
+	struct pool *p;
+	unsigned int n = 0;
+
+	if (rd->stopping)
+		return;
+	rd->stopping = true;
+	LIST_FOREACH(p, &rd->pools, entry)
+		n += p->nworkers;
+	log_info("stopping %u worker%s", n, n == 1 ? "" : "s");
+	sd_notify(0, "STOPPING=1");
+	LIST_FOREACH(p, &rd->pools, entry)
+		pool_shutdown(p);
+	recyclerd_check(rd);
+}
+
+/* ---- signals ---- */
+
+static void
+on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct recyclerd *rd = w->data;
+	struct pool *p;
+
+	(void)loop;
+	(void)revents;
+	if (rd->stopping) {
+		log_warn("got %s while stopping, killing the workers now",
+		    units_signal_name(w->signum));
+		LIST_FOREACH(p, &rd->pools, entry)
+			pool_kill_all(p);
+		return;
+	}
+	log_info("got %s", units_signal_name(w->signum));
+	recyclerd_stop(rd);
+}
+
+static void
+on_quit_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct recyclerd *rd = w->data;
+	struct pool *p;
+
+	(void)revents;
+	log_warn("got SIGQUIT, killing the workers and exiting now");
+	rd->stopping = true;
+	LIST_FOREACH(p, &rd->pools, entry)
+		pool_kill_all(p);
+	recyclerd_check(rd);
+	(void)loop;
+}
+
+static void
+on_reload_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	if (((struct recyclerd *)w->data)->stopping)
+		return;
+	(void)recyclerd_reload(w->data, NULL);
+}
+
+static void
+on_status_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct recyclerd *rd = w->data;
+	struct worker *wk;
+	struct pool *p;
+	double now = mono_now();
+	char a[16];
+
+	(void)loop;
+	(void)revents;
+	LIST_FOREACH(p, &rd->pools, entry) {
+		log_info("pool %s: %s, %u/%u workers, %llu crashes", p->name,
+		    pool_state_name(p->state), pool_count(p, WS_READY),
+		    p->desired, (unsigned long long)p->crashes);
+		TAILQ_FOREACH(wk, &p->workers, entry)
+			wlog(wk, LOG_INFO, "%s, uptime %.1fs, tasks %llu, "
+			    "%s %s", worker_state_name(wk->state),
+			    worker_uptime(wk, now),
+			    (unsigned long long)wk->tasks,
+			    mem_metric_name(wk->cfg->memory_metric),
+			    units_format_size(wk->memory, a, sizeof a));
+	}
+}
+
+static void
+signals_setup(struct recyclerd *rd)
+{
+	static const struct {
+		int	 signum;
+		void	(*cb)(struct ev_loop *, ev_signal *, int);
+	} table[] = {
+		{ SIGTERM, on_stop_signal },
+		{ SIGINT, on_stop_signal },
+		{ SIGHUP, on_reload_signal },
+		{ SIGQUIT, on_quit_signal },
+		{ SIGUSR1, on_status_signal },
+	};
+	size_t i;
+
+	signal(SIGPIPE, SIG_IGN);
+	for (i = 0; i < nitems(table); i++) {
+		ev_signal_init(&rd->sig[i], table[i].cb, table[i].signum);
+		rd->sig[i].data = rd;
+		ev_signal_start(rd->loop, &rd->sig[i]);
+	}
+}
+
+/* ---- start-up ---- */
+
+/* mkdir -p for the directory of path, mode 0755. */
+static int
+make_parent_dir(const char *path)
+{
+	char *dir = xstrdup(path), *p;
+	int rc = 0;
+
+	if ((p = strrchr(dir, '/')) != NULL && p != dir) {
+		*p = '\0';
+		for (p = dir + 1; *p != '\0'; p++) {
+			if (*p != '/')
+				continue;
+			*p = '\0';
+			if (mkdir(dir, 0755) == -1 && errno != EEXIST)
+				rc = -1;
+			*p = '/';
+		}
+		if (mkdir(dir, 0755) == -1 && errno != EEXIST)
+			rc = -1;
+	}
+	free(dir);
+	return rc;
+}
+
+/* The workers' NOTIFY_SOCKET lives next to the control socket. */
+static char *
+notify_socket_path(const struct config *cfg)
+{
+	char *copy = xstrdup(cfg->control_socket), *path;
+
+	xasprintf(&path, "%s/notify.sock", dirname(copy));
+	free(copy);
+	return path;
+}
+
+/*
+ * The v1 instance directory: one per control socket, since the control
+ * socket is what makes two daemons on one machine distinct.
+ */
+static char *
+cgroup_instance_name(const struct config *cfg)
+{
+	uint32_t h = 2166136261u;
+	const char *c;
+	char *name;
+
+	for (c = cfg->control_socket; *c != '\0'; c++)
+		h = (h ^ (unsigned char)*c) * 16777619u;
+	xasprintf(&name, "recyclerd-%08x", (unsigned int)h);
+	return name;
+}
+
+/* Each worker holds a few /proc and cgroup descriptors open. */
+static void
+raise_nofile(struct recyclerd *rd)
+{
+	struct rlimit rl;
+
+	rd->nofile = -1;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rd->nofile = (long)rl.rlim_cur;
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+			log_warn_errno("unable to raise the open files limit");
+	}
+}
+
+static void
+start_pools(struct recyclerd *rd)
+{
+	char *err = NULL;
+	size_t i;
+
+	for (i = 0; i < rd->cfg->npools; i++)
+		if (pool_new(rd, rd->cfg, rd->cfg->pools[i], &err) == NULL) {
+			log_err("%s", err);
+			log_err("refusing to start with a pool that cannot "
+			    "run");
+			free(err);
+			recyclerd_stop(rd);
+			rd->exit_code = EX_OSERR;
+			return;
+		}
+}
+
+int
+main(int argc, char **argv)
+{
+	struct recyclerd rd = { 0 };
+	struct diag d = DIAG_INIT;
+	struct args a = { 0 };
+	const char *why = NULL;
+	uint64_t wd_usec = 0;
+	char *path, *instance;
+	struct pool *p;
+
+	args_parse(argc, argv, &a);
+	rd.config_path = (char *)a.config_path;
+
+	/* Config first: a bad file must fail before anything is started. */
+	rd.cfg = config_load(a.config_path, &d);
+	diag_print(&d, stderr);
+	diag_free(&d);
+	if (rd.cfg == NULL)
+		return a.check_only ? EXIT_BAD_CONFIG_TEST : EX_CONFIG;
+	if (a.check_only) {
+		printf("%s: configuration ok (%zu pool%s)\n", a.config_path,
+		    rd.cfg->npools, rd.cfg->npools == 1 ? "" : "s");
+		config_unref(rd.cfg);
+		return EXIT_SUCCESS;
+	}
+
+	log_init(LOG_TARGET_AUTO, a.verbose ? LOG_DEBUG : rd.cfg->log_level);
+	log_info("recyclerd %s starting with %s", PACKAGE_VERSION,
+	    a.config_path);
+	rd.pid = getpid();
+	rd.started_mono = mono_now();
+	srandom((unsigned int)(rd.pid ^ (pid_t)mono_usec()));
+	LIST_INIT(&rd.pools);
+	LIST_INIT(&rd.outputs);
+
+	/* Sockets systemd passed us, before anything else opens a fd. */
+	listen_adopt_systemd();
+	/* Orphaned grandchildren of workers come back to us to be reaped. */
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) == -1)
+		log_warn_errno("unable to become a subreaper");
+	/* The guard before the loop: it must not inherit libev's state. */
+	if ((rd.guard = guard_start()) == NULL)
+		die(EX_OSERR, "unable to fork the guard process: %s",
+		    strerror(errno));
+
+	rd.loop = ev_default_loop(EVFLAG_AUTO);
+	rd.events = events_new();
+	raise_nofile(&rd);
+
+	/* Sockets next: a live daemon on the same path is an error, found
+	 * before we touch anything of its (its cgroups, its notify socket). */
+	if (make_parent_dir(rd.cfg->control_socket) == -1)
+		die(EX_OSERR, "unable to create the directory of %s: %s",
+		    rd.cfg->control_socket, strerror(errno));
+	if ((rd.control = control_open(&rd)) == NULL)
+		exit(EX_OSERR);			/* control_open logged why */
+	path = notify_socket_path(rd.cfg);
+	if ((rd.notify = notify_open(rd.loop, path, on_notify, &rd)) == NULL)
+		die(EX_OSERR, "unable to bind the notify socket %s: %s", path,
+		    strerror(errno));
+	free(path);
+	signals_setup(&rd);
+
+	/* cgroups: this also kills what an earlier run of ours left. */
+	instance = cgroup_instance_name(rd.cfg);
+	rd.cg = cgroup_root_open(rd.cfg->cgroup, "/proc", "/sys/fs/cgroup",
+	    instance, &why);
+	free(instance);
+	if (rd.cg == NULL)
+		die(EX_OSERR, "cgroup = %s: %s", cgroup_mode_name(rd.cfg->cgroup),
+		    why ? why : "unavailable");
+	log_info("cgroups: %s%s%s", cgroup_root_version(rd.cg) == CG_NONE ?
+	    "none" : cgroup_root_path(rd.cg), why ? ": " : "", why ? why : "");
+	if (cgroup_root_version(rd.cg) == CG_NONE) {
+		cgroup_root_close(rd.cg);
+		rd.cg = NULL;
+	}
+
+	if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0) {
+		ev_timer_init(&rd.watchdog, on_watchdog, 0.0,
+		    (double)wd_usec / 2e6);
+		ev_timer_again(rd.loop, &rd.watchdog);
+	}
+
+	/* Workers last; READY=1 goes out once every pool has settled. */
+	start_pools(&rd);
+	recyclerd_check(&rd);
+	ev_run(rd.loop, 0);
+
+	/* Orderly exit: everything freed, so valgrind reports real leaks. */
+	log_info("stopped");
+	while ((p = LIST_FIRST(&rd.pools)) != NULL)
+		pool_free(p);
+	ev_timer_stop(rd.loop, &rd.watchdog);
+	control_close(rd.control);
+	notify_close(rd.notify);
+	output_close_all(&rd);
+	guard_stop(rd.guard);
+	cgroup_root_close(rd.cg);
+	events_free(rd.events);
+	config_unref(rd.cfg);
+	ev_loop_destroy(rd.loop);
+	return rd.exit_code;
+}

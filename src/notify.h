@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * notify.h - the workers' NOTIFY_SOCKET: a unix datagram socket that speaks
+ * the sd_notify protocol, with the sender's pid from SCM_CREDENTIALS.
+ *
+ * This module only receives, checks and splits datagrams; who the sender is
+ * and what a message means is decided by the callback (pool.c).
+ */
+#ifndef RECYCLERD_NOTIFY_H
+#define RECYCLERD_NOTIFY_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <ev.h>
+
+#include "util.h"
+
+struct notify;
+
+/* One datagram from pid; buf is NUL-terminated, lines "KEY=VALUE". */
+typedef void notify_cb(void *arg, pid_t pid, char *buf, size_t len);
+
+/* Bind path (an existing socket file there is replaced). NULL with errno. */
+struct notify	*notify_open(struct ev_loop *, const char *path, notify_cb *,
+		    void *arg);
+void		 notify_close(struct notify *);	/* unlinks; NULL ok */
+const char	*notify_path(const struct notify *);
+
+/*
+ * Split a datagram into assignments: calls fn(arg, key, value) for each
+ * non-empty line; a line without '=' is passed with value NULL. Modifies
+ * buf. Pure.
+ */
+void	notify_split(char *buf, size_t len,
+	    void (*fn)(void *arg, const char *key, const char *value),
+	    void *arg);
+
+#endif /* RECYCLERD_NOTIFY_H */

@@ -1,0 +1,1082 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pool.c - the scheduling of one pool: which slot needs a process, which
+ * worker is recycled next, how long a crashed slot waits, when the pool
+ * gives up.
+ *
+ * Everything converges in pool_reconcile(), called after every change: it
+ * starts what is missing and rolls pending recycles, max_recycling at a
+ * time. Recycling is overlapped by default: the replacement is spawned in
+ * the same slot, and the old worker is drained only once the replacement is
+ * ready, so the pool never serves with fewer than `workers` processes.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "config.h"
+#include "events.h"
+#include "log.h"
+#include "notify.h"
+#include "pool.h"
+#include "recyclerd.h"
+#include "units.h"
+#include "worker.h"
+
+#define BACKOFF_MAX_MS		(60 * 1000)
+/* Spawns per loop turn: forking 200 workers in one go would keep the loop
+ * (notify messages, samples, the control socket) waiting for seconds. */
+#define SPAWN_BATCH		8
+#define BASELINE_MAX_MS		(60 * 60 * 1000)
+
+static void pool_reconcile(struct pool *);
+static void pool_sample_cb(struct ev_loop *, ev_timer *, int);
+
+static const char *const pool_state_names[] = {
+	[POOL_RUNNING] = "running",
+	[POOL_STOPPED] = "stopped",
+	[POOL_FAILED] = "failed",
+	[POOL_REMOVED] = "removed",
+};
+
+const char *
+pool_state_name(enum pool_state s)
+{
+	return pool_state_names[s];
+}
+
+#define plog(p, prio, ...) do {						\
+	struct log_ctx plog_ctx_ = { .pool = (p)->name, .worker = -1 };	\
+	log_ctx((prio), &plog_ctx_, __VA_ARGS__);			\
+} while (0)
+
+static char *
+fmt_size(uint64_t bytes, char *buf, size_t size)
+{
+	return units_format_size(bytes, buf, size);
+}
+
+/* "exited with status 3" / "killed by SIGKILL" */
+static void
+fmt_status(int status, char *buf, size_t size)
+{
+	if (WIFEXITED(status))
+		snprintf(buf, size, "exited with status %d",
+		    WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(buf, size, "killed by %s%s",
+		    units_signal_name(WTERMSIG(status)),
+		    WCOREDUMP(status) ? " (core dumped)" : "");
+	else
+		snprintf(buf, size, "ended with wait status %#x", status);
+}
+
+/* ---- environment and credentials, prepared once per configuration ---- */
+
+static bool
+env_is_ours(const char *kv)
+{
+	static const char *const drop[] = { "NOTIFY_SOCKET=", "LISTEN_FDS=",
+		"LISTEN_PID=", "LISTEN_FDNAMES=", "WATCHDOG_USEC=",
+		"WATCHDOG_PID=", "JOURNAL_STREAM=", "RECYCLERD_POOL=",
+		"RECYCLERD_WORKER=" };
+	size_t i;
+
+	for (i = 0; i < nitems(drop); i++)
+		if (strncmp(kv, drop[i], strlen(drop[i])) == 0)
+			return true;
+	return false;
+}
+
+static bool
+env_overridden(const char *kv, char *const *pool_env)
+{
+	size_t klen = strcspn(kv, "=");
+
+	for (; pool_env != NULL && *pool_env != NULL; pool_env++)
+		if (strncmp(*pool_env, kv, klen + 1) == 0)
+			return true;
+	return false;
+}
+
+static void
+pool_prepare(struct pool *p)
+{
+	extern char **environ;
+	const struct pool_config *cfg = p->cfg;
+	size_t n = strv_len(environ) + strv_len(cfg->env) + 4, i = 0;
+	char **env = xcalloc(n, sizeof *env), **e;
+	int ng = 64;
+
+	for (e = environ; *e != NULL; e++)
+		if (!env_is_ours(*e) && !env_overridden(*e, cfg->env))
+			env[i++] = xstrdup(*e);
+	for (e = cfg->env; e != NULL && *e != NULL; e++)
+		env[i++] = xstrdup(*e);
+	xasprintf(&env[i++], "NOTIFY_SOCKET=%s", notify_path(p->rd->notify));
+	xasprintf(&env[i++], "RECYCLERD_POOL=%s", p->name);
+	env[i] = NULL;
+	strv_free(p->env);
+	p->env = env;
+
+	free(p->groups);
+	p->groups = NULL;
+	p->ngroups = 0;
+	if (cfg->user != NULL) {
+		p->groups = xcalloc((size_t)ng, sizeof *p->groups);
+		if (getgrouplist(cfg->user, cfg->gid, p->groups, &ng) == -1) {
+			p->groups = xrealloc(p->groups,
+			    (size_t)ng * sizeof *p->groups);
+			if (getgrouplist(cfg->user, cfg->gid, p->groups,
+			    &ng) == -1)
+				ng = 0;
+		}
+		p->ngroups = (size_t)ng;
+	} else if (cfg->group != NULL) {
+		p->groups = xcalloc(1, sizeof *p->groups);
+		p->groups[0] = cfg->gid;
+		p->ngroups = 1;
+	}
+}
+
+static void
+slot_respawn_cb(struct ev_loop *, ev_timer *, int);
+
+/* Grow the slot array to n; slots are never shrunk while the pool lives. */
+static void
+pool_set_slots(struct pool *p, unsigned int n)
+{
+	unsigned int i;
+
+	if (n <= p->nslots)
+		return;
+	p->slots = xrealloc(p->slots, n * sizeof *p->slots);
+	for (i = p->nslots; i < n; i++) {
+		p->slots[i] = xcalloc(1, sizeof **p->slots);
+		p->slots[i]->pool = p;
+		p->slots[i]->index = i;
+		ev_init(&p->slots[i]->respawn, slot_respawn_cb);
+		p->slots[i]->respawn.data = p->slots[i];
+	}
+	p->nslots = n;
+}
+
+static bool
+slot_backing_off(const struct pool *p, unsigned int slot)
+{
+	return slot < p->nslots && ev_is_active(&p->slots[slot]->respawn);
+}
+
+/* ---- counting ---- */
+
+unsigned int
+pool_count(const struct pool *p, int state)
+{
+	const struct worker *w;
+	unsigned int n = 0;
+
+	TAILQ_FOREACH(w, &p->workers, entry)
+		if (state < 0 || (int)w->state == state)
+			n++;
+	return n;
+}
+
+bool
+pool_is_empty(const struct pool *p)
+{
+	return TAILQ_EMPTY(&p->workers);
+}
+
+/* A worker of the slot, other than but, that serves or will serve. */
+static struct worker *
+slot_active(const struct pool *p, unsigned int slot, const struct worker *but)
+{
+	struct worker *w;
+
+	TAILQ_FOREACH(w, &p->workers, entry)
+		if (w != but && w->slot == slot &&
+		    (w->state == WS_STARTING || w->state == WS_READY))
+			return w;
+	return NULL;
+}
+
+bool
+pool_is_settled(const struct pool *p)
+{
+	const struct worker *w;
+	unsigned int s;
+	bool ok;
+
+	if (p->state != POOL_RUNNING)
+		return true;
+	for (s = 0; s < p->desired; s++) {
+		ok = s < p->nslots && p->slots[s]->failures > 0;
+		TAILQ_FOREACH(w, &p->workers, entry)
+			if (w->slot == s && w->state == WS_READY)
+				ok = true;
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+/* Recycles under way: replacements starting, and workers draining or
+ * killed for a recycle reason. */
+static unsigned int
+recycling_now(const struct pool *p)
+{
+	const struct worker *w;
+	unsigned int n = 0;
+
+	TAILQ_FOREACH(w, &p->workers, entry)
+		if (w->replaced_by != NULL ||
+		    ((w->state == WS_DRAINING || w->state == WS_KILLED) &&
+		    reason_is_recycle(w->stop_reason)))
+			n++;
+	return n;
+}
+
+/* ---- spawning ---- */
+
+static struct worker *
+pool_spawn(struct pool *p, unsigned int slot)
+{
+	struct worker *w;
+
+	if (p->spawned_now >= SPAWN_BATCH) {
+		if (!ev_is_active(&p->more))
+			ev_timer_start(p->rd->loop, &p->more);
+		return NULL;
+	}
+	p->spawned_now++;
+
+	w = worker_spawn(p, slot, ++p->next_gen, p->snap, p->cfg);
+	if (w == NULL)
+		return NULL;
+	TAILQ_INSERT_TAIL(&p->workers, w, entry);
+	p->nworkers++;
+	p->spawns++;
+	if (!w->failed && p->cfg->ready == READY_SPAWN) {
+		/* Ready at once; the caller carries on from here, so no
+		 * reconcile of our own. */
+		worker_set_ready(w);
+		if (w->slot < p->nslots)
+			p->slots[w->slot]->failures = 0;
+	}
+	return w;
+}
+
+static void
+slot_respawn_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct slot *s = t->data;
+
+	(void)loop;
+	(void)revents;
+	pool_reconcile(s->pool);
+}
+
+static void
+slot_backoff(struct slot *s, uint64_t delay_ms)
+{
+	struct ev_loop *loop = s->pool->rd->loop;
+
+	ev_timer_stop(loop, &s->respawn);
+	ev_timer_set(&s->respawn, (double)delay_ms / 1000.0, 0.0);
+	ev_timer_start(loop, &s->respawn);
+}
+
+/* Begin the graceful recycle of w: overlapped or not. */
+static void
+pool_begin_recycle(struct pool *p, struct worker *w)
+{
+	struct worker *r;
+
+	if (!p->cfg->overlap) {
+		wlog(w, LOG_INFO, "draining with %s",
+		    units_signal_name(w->cfg->drain_signal));
+		worker_drain(w, w->recycle_reason, w->cfg->drain_timeout_ms);
+		return;
+	}
+	if ((r = pool_spawn(p, w->slot)) == NULL)
+		return;			/* fork failed; try again later */
+	if (r->state == WS_READY) {	/* ready = spawn: at once */
+		wlog(w, LOG_INFO, "replacement [pid %ld] ready after %.3fs, "
+		    "draining with %s", (long)r->pid, 0.0,
+		    units_signal_name(w->cfg->drain_signal));
+		worker_drain(w, w->recycle_reason, w->cfg->drain_timeout_ms);
+		return;
+	}
+	w->replaced_by = r;
+	r->replaces = w;
+}
+
+/* May a new process start in slot now? */
+static bool
+slot_needs_spawn(const struct pool *p, unsigned int slot)
+{
+	const struct worker *w;
+
+	if (slot_backing_off(p, slot))
+		return false;
+	TAILQ_FOREACH(w, &p->workers, entry) {
+		if (w->slot != slot)
+			continue;
+		if (w->state == WS_STARTING || w->state == WS_READY)
+			return false;
+		/* Without overlap the old process must be gone first. */
+		if (!p->cfg->overlap)
+			return false;
+	}
+	return true;
+}
+
+static void pool_reconcile_once(struct pool *);
+
+/*
+ * Converge the pool towards what is wanted. Spawning may make a worker
+ * ready at once, which calls back here: such nested calls are folded into
+ * another pass of the outer one.
+ */
+static void
+pool_reconcile(struct pool *p)
+{
+	if (p->reconciling) {
+		p->reconcile_again = true;
+		return;
+	}
+	p->reconciling = true;
+	p->spawned_now = 0;
+	do {
+		p->reconcile_again = false;
+		pool_reconcile_once(p);
+	} while (p->reconcile_again);
+	p->reconciling = false;
+}
+
+static void
+pool_reconcile_once(struct pool *p)
+{
+	struct worker *w, *next;
+	unsigned int s;
+
+	if (p->rd->stopping)
+		return;
+	/* Slots past the desired count drain (scale down, stop, removal). */
+	TAILQ_FOREACH_SAFE(w, &p->workers, entry, next)
+		if ((w->slot >= p->desired || p->state == POOL_STOPPED ||
+		    p->state == POOL_REMOVED) &&
+		    (w->state == WS_STARTING || w->state == WS_READY))
+			worker_drain(w, p->state == POOL_REMOVED ?
+			    REASON_RELOAD : REASON_SCALE,
+			    w->cfg->drain_timeout_ms);
+	if (p->state != POOL_RUNNING)
+		return;
+
+	pool_set_slots(p, p->desired);
+	for (s = 0; s < p->desired; s++)
+		if (slot_needs_spawn(p, s))
+			(void)pool_spawn(p, s);
+
+	/* Pending recycles, oldest first, max_recycling at a time. */
+	TAILQ_FOREACH_SAFE(w, &p->workers, entry, next) {
+		if (recycling_now(p) >= p->cfg->max_recycling)
+			break;
+		if (w->state != WS_READY || w->recycle_reason == REASON_NONE ||
+		    w->replaced_by != NULL)
+			continue;
+		if (slot_backing_off(p, w->slot))
+			continue;
+		pool_begin_recycle(p, w);
+	}
+}
+
+/* ---- recycling decisions ---- */
+
+/* Ask for the recycle of w; it begins when max_recycling allows. */
+static void
+pool_want_recycle(struct pool *p, struct worker *w, enum reason why,
+    const char *detail)
+{
+	double now = mono_now();
+	char grow[64] = "", a[16], b[16];
+	double per_s, per_task;
+
+	if (w->state != WS_READY || w->recycle_reason != REASON_NONE)
+		return;
+	w->recycle_reason = why;
+	snprintf(w->recycle_detail, sizeof w->recycle_detail, "%s", detail);
+	if (growth_per_sec(&w->growth, &per_s) == 0) {
+		int n = snprintf(grow, sizeof grow, ", growth %s%s/s",
+		    per_s < 0 ? "-" : "", fmt_size((uint64_t)(per_s < 0 ?
+		    -per_s : per_s), a, sizeof a));
+
+		if (growth_per_task(&w->growth, &per_task) == 0 && n > 0)
+			snprintf(grow + n, sizeof grow - (size_t)n, " %s%s/task",
+			    per_task < 0 ? "-" : "", fmt_size((uint64_t)
+			    (per_task < 0 ? -per_task : per_task), b,
+			    sizeof b));
+	}
+	{
+		struct log_ctx ctx = worker_ctx(w);
+		char up[32];
+
+		ctx.reason = reason_name(why);
+		ctx.memory = w->memory;
+		ctx.message_id = "5c0a3b6e9f2d4b7a8e1c0d9f6a4b2e71";
+		units_format_duration((uint64_t)(worker_uptime(w, now) * 1000),
+		    up, sizeof up);
+		log_ctx(LOG_NOTICE, &ctx, "recycling (%s): %s, uptime %s, "
+		    "tasks %llu%s", reason_name(why), detail, up,
+		    (unsigned long long)w->tasks, grow);
+	}
+	pool_reconcile(p);
+}
+
+static const char *
+metric_label(const struct worker *w)
+{
+	if (!w->memory_exact && w->cfg->memory_metric != METRIC_RSS &&
+	    w->cfg->memory_metric != METRIC_CGROUP &&
+	    w->cfg->memory_metric != METRIC_CGROUP_ANON)
+		return "rss";
+	return mem_metric_name(w->cfg->memory_metric);
+}
+
+static void
+pool_baseline(struct pool *p, struct worker *w, double now)
+{
+	uint64_t hold_ms;
+	char a[16], b[16], d[32];
+
+	p->baseline_strikes++;
+	hold_ms = policy_backoff(p->cfg->min_uptime_ms > p->cfg->restart_backoff_ms ?
+	    p->cfg->min_uptime_ms : p->cfg->restart_backoff_ms,
+	    p->baseline_strikes, BASELINE_MAX_MS);
+	w->baseline_hold_until = now + (double)hold_ms / 1000.0;
+	wlog(w, LOG_ERR, "configuration error: %s %s >= recycle_memory %s "
+	    "right after becoming ready: the threshold is below the "
+	    "program's baseline; not recycling, next check in %s",
+	    metric_label(w), fmt_size(w->memory, a, sizeof a),
+	    fmt_size(w->limits.recycle_memory, b, sizeof b),
+	    units_format_duration(hold_ms, d, sizeof d));
+	{
+		struct event e = { .slot = (int)w->slot, .pid = w->pid,
+			.kind = "config", .reason = REASON_MEMORY,
+			.status = -1, .uptime_s = worker_uptime(w, now),
+			.tasks = w->tasks, .memory = w->memory,
+			.peak = w->peak };
+
+		snprintf(e.pool, sizeof e.pool, "%s", p->name);
+		snprintf(e.detail, sizeof e.detail, "recycle_memory %s is "
+		    "below the baseline %s", b, a);
+		events_add(p->rd->events, &e);
+	}
+}
+
+/* One sample of one ready worker and what follows from it. */
+static void
+pool_check_worker(struct pool *p, struct worker *w, double now)
+{
+	struct policy_input in;
+	enum verdict v;
+	enum reason why = REASON_NONE;
+	char detail[160], a[16], b[16], c[16], d[16];
+	bool first;
+
+	if (worker_sample(w, now, false) == -1)
+		return;			/* gone: its exit is on its way */
+	/* "Right after becoming ready": the first sample, and soon enough
+	 * that the worker cannot have grown meanwhile (a busy loop may have
+	 * delayed the sample). */
+	first = w->samples++ == 0 && now - w->ready_mono <=
+	    2.0 * (double)p->cfg->sample_interval_ms / 1000.0 + 0.25;
+	in.memory = w->memory;
+	in.has_memory = true;
+	in.tasks = w->tasks;
+	in.uptime_ms = (uint64_t)(worker_uptime(w, now) * 1000);
+	in.first_sample = first;
+	if (w->baseline_hold_until > now)
+		in.has_memory = w->limits.kill_memory != 0 &&
+		    w->memory > w->limits.kill_memory;
+	v = policy_check(&w->limits, &in, &w->over_count, &why);
+	if (first && v != VERDICT_BASELINE && w->limits.recycle_memory != 0)
+		p->baseline_strikes = 0;
+	switch (v) {
+	case VERDICT_KEEP:
+		break;
+	case VERDICT_BASELINE:
+		pool_baseline(p, w, now);
+		break;
+	case VERDICT_KILL: {
+		struct log_ctx ctx = worker_ctx(w);
+
+		ctx.reason = reason_name(why);
+		ctx.memory = w->memory;
+		log_ctx(LOG_WARNING, &ctx, "killing (kill_memory): %s %s > %s",
+		    metric_label(w), fmt_size(w->memory, a, sizeof a),
+		    fmt_size(w->limits.kill_memory, b, sizeof b));
+		p->recycles[REASON_KILL_MEMORY]++;
+		worker_kill(w, REASON_KILL_MEMORY);
+		pool_reconcile(p);
+		break;
+	}
+	case VERDICT_RECYCLE:
+		if (why == REASON_MEMORY)
+			snprintf(detail, sizeof detail, "%s %s > %s for %u "
+			    "samples", metric_label(w),
+			    fmt_size(w->memory, a, sizeof a),
+			    fmt_size(w->limits.recycle_memory, b, sizeof b),
+			    w->limits.recycle_samples);
+		else if (why == REASON_TASKS)
+			snprintf(detail, sizeof detail, "tasks %llu >= %llu",
+			    (unsigned long long)w->tasks,
+			    (unsigned long long)w->limits.max_tasks);
+		else
+			snprintf(detail, sizeof detail, "uptime %s >= %s",
+			    units_format_duration(in.uptime_ms, c, sizeof c),
+			    units_format_duration(w->limits.max_lifetime_ms,
+			    d, sizeof d));
+		pool_want_recycle(p, w, why, detail);
+		break;
+	}
+}
+
+static void
+pool_more_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct pool *p = t->data;
+
+	(void)loop;
+	(void)revents;
+	pool_reconcile(p);
+	recyclerd_check(p->rd);
+}
+
+static void
+pool_sample_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct pool *p = t->data;
+	struct worker *w, *next;
+	double now = mono_now();
+
+	(void)revents;
+	TAILQ_FOREACH_SAFE(w, &p->workers, entry, next)
+		if (w->state == WS_READY)
+			pool_check_worker(p, w, now);
+}
+
+void
+pool_worker_event(struct pool *p, struct worker *w)
+{
+	if (w->state == WS_READY)
+		pool_check_worker(p, w, mono_now());
+}
+
+/* ---- worker callbacks ---- */
+
+static bool spawn_differs(const struct pool_config *,
+    const struct pool_config *);
+
+void
+pool_worker_ready(struct pool *p, struct worker *w)
+{
+	struct worker *old = w->replaces;
+
+	worker_set_ready(w);
+	if (w->snap != p->snap && spawn_differs(w->cfg, p->cfg))
+		pool_want_recycle(p, w, REASON_RELOAD, "configuration changed "
+		    "while it was starting");
+	if (w->slot < p->nslots && !w->failed)
+		p->slots[w->slot]->failures = 0;
+	if (old != NULL) {
+		wlog(old, LOG_INFO, "replacement [pid %ld] ready after %.3fs, "
+		    "draining with %s", (long)w->pid,
+		    w->ready_mono - w->spawn_mono,
+		    units_signal_name(old->cfg->drain_signal));
+		old->replaced_by = NULL;
+		w->replaces = NULL;
+		worker_drain(old, old->recycle_reason,
+		    old->cfg->drain_timeout_ms);
+	}
+	pool_reconcile(p);
+	recyclerd_check(p->rd);
+}
+
+void
+pool_worker_timeout(struct pool *p, struct worker *w)
+{
+	char d[32];
+
+	wlog(w, LOG_ERR, "no READY=1 within ready_timeout %s, killing it",
+	    units_format_duration(w->cfg->ready_timeout_ms, d, sizeof d));
+	w->failed = true;
+	worker_kill(w, REASON_READY_TIMEOUT);
+	(void)p;
+}
+
+/* Record a failure of the slot; false when the pool just failed. */
+static bool
+pool_count_failure(struct pool *p, struct worker *w, double now,
+    uint64_t *delay_ms)
+{
+	struct slot *s = w->slot < p->nslots ? p->slots[w->slot] : NULL;
+	unsigned int limit = p->cfg->rapid_fail;
+	double window = (double)p->cfg->rapid_fail_window_ms / 1000.0;
+	char d[32];
+
+	p->fail_times[p->fail_head++ % POOL_FAIL_RING] = now;
+	if (s != NULL) {
+		if (w->ready_mono != 0 && worker_uptime(w, now) * 1000 >=
+		    (double)p->cfg->min_uptime_ms)
+			s->failures = 0;
+		s->failures++;
+	}
+	*delay_ms = policy_backoff(p->cfg->restart_backoff_ms,
+	    s ? s->failures : 1, BACKOFF_MAX_MS);
+	if (!policy_rapid_fail(p->fail_times, p->fail_head < POOL_FAIL_RING ?
+	    p->fail_head : POOL_FAIL_RING, now, window, limit))
+		return true;
+
+	p->state = POOL_FAILED;
+	plog(p, LOG_ERR, "failed: %u failures within %s (rapid_fail %u/%s); "
+	    "not restarting until started again", limit + 1,
+	    units_format_duration(p->cfg->rapid_fail_window_ms, d, sizeof d),
+	    limit, d);
+	{
+		struct event e = { .slot = -1, .kind = "failed",
+			.reason = REASON_CRASH, .status = -1 };
+
+		snprintf(e.pool, sizeof e.pool, "%s", p->name);
+		snprintf(e.detail, sizeof e.detail, "more than %u failures "
+		    "within %s", limit, d);
+		events_add(p->rd->events, &e);
+	}
+	return false;
+}
+
+void
+pool_worker_exited(struct pool *p, struct worker *w, int status)
+{
+	double now = mono_now(), up = worker_uptime(w, now);
+	bool expected = w->state == WS_DRAINING || w->state == WS_KILLED;
+	bool failure = !expected || w->failed;
+	struct event e = { .slot = (int)w->slot, .pid = w->pid,
+		.status = status, .uptime_s = up, .tasks = w->tasks,
+		.memory = w->memory, .peak = w->peak };
+	char st[64], upt[32], pk[40], d[32], sz[16];
+	uint64_t delay_ms = 0;
+	struct log_ctx ctx = worker_ctx(w);
+
+	fmt_status(status, st, sizeof st);
+	units_format_duration((uint64_t)(up * 1000), upt, sizeof upt);
+	/* The peak in the pool's metric when it was ever measured exactly,
+	 * else the rss bound that kept it from being measured. */
+	if (w->peak != 0 || w->peak_rss == 0)
+		snprintf(pk, sizeof pk, "%s", fmt_size(w->peak, sz, sizeof sz));
+	else
+		snprintf(pk, sizeof pk, "rss %s", fmt_size(w->peak_rss, sz,
+		    sizeof sz));
+	snprintf(e.pool, sizeof e.pool, "%s", p->name);
+	e.reason = failure ? (w->failed && w->stop_reason != REASON_NONE ?
+	    w->stop_reason : REASON_CRASH) : w->stop_reason;
+	ctx.reason = reason_name(e.reason);
+
+	/* Unlink it from the replacement relation. */
+	if (w->replaced_by != NULL)
+		w->replaced_by->replaces = NULL;
+	if (w->replaces != NULL)
+		w->replaces->replaced_by = NULL;
+
+	if (!failure) {
+		log_ctx(LOG_INFO, &ctx, "%s (reason %s, uptime %s, tasks %llu, "
+		    "peak %s)", st, reason_name(w->stop_reason), upt,
+		    (unsigned long long)w->tasks, pk);
+		if (reason_is_recycle(w->stop_reason)) {
+			e.kind = w->stop_reason == REASON_KILL_MEMORY ?
+			    "kill" : "recycle";
+			if (w->stop_reason != REASON_KILL_MEMORY)
+				p->recycles[w->stop_reason]++;
+			snprintf(e.detail, sizeof e.detail, "%s",
+			    w->recycle_detail);
+		} else {
+			e.kind = "exit";
+		}
+	} else {
+		e.kind = "crash";
+		if (w->ready_mono == 0)
+			p->failed_starts++;
+		p->crashes++;
+		snprintf(e.detail, sizeof e.detail, "%s after %.2fs", st, up);
+		if (p->state == POOL_RUNNING && !p->rd->stopping &&
+		    pool_count_failure(p, w, now, &delay_ms)) {
+			if (slot_active(p, w->slot, w) != NULL ||
+			    w->slot >= p->desired) {
+				log_ctx(LOG_WARNING, &ctx, "crashed: %s after "
+				    "%.2fs", st, up);
+			} else {
+				log_ctx(LOG_WARNING, &ctx, "crashed: %s after "
+				    "%.2fs; restarting in %s", st, up,
+				    units_format_duration(delay_ms, d,
+				    sizeof d));
+				slot_backoff(p->slots[w->slot], delay_ms);
+			}
+		} else {
+			log_ctx(LOG_WARNING, &ctx, "crashed: %s after %.2fs",
+			    st, up);
+		}
+	}
+	events_add(p->rd->events, &e);
+
+	worker_kill_leftovers(w);
+	TAILQ_REMOVE(&p->workers, w, entry);
+	p->nworkers--;
+	worker_free(w);
+	pool_reconcile(p);
+	recyclerd_check(p->rd);
+}
+
+/* ---- notify messages ---- */
+
+struct notify_ctx {
+	struct pool	*pool;
+	struct worker	*worker;
+};
+
+static void
+pool_notify_assign(void *arg, const char *key, const char *value)
+{
+	struct notify_ctx *nc = arg;
+	struct worker *w = nc->worker;
+	struct pool *p = nc->pool;
+	unsigned long long n;
+	char *end;
+
+	if (value == NULL) {
+		wlog(w, LOG_WARNING, "notify: ignored malformed line \"%.64s\" "
+		    "(expected KEY=VALUE)", key);
+		return;
+	}
+	if (strcmp(key, "READY") == 0) {
+		if (strcmp(value, "1") != 0)
+			wlog(w, LOG_WARNING, "notify: ignored READY=%.32s "
+			    "(expected READY=1)", value);
+		else if (w->state == WS_STARTING && !w->failed)
+			pool_worker_ready(p, w);
+	} else if (strcmp(key, "STATUS") == 0) {
+		free(w->status);
+		w->status = xstrdup(value);
+	} else if (strcmp(key, "TASKS") == 0) {
+		errno = 0;
+		n = strtoull(value, &end, 10);
+		if (errno != 0 || end == value || *end != '\0' ||
+		    value[0] == '-') {
+			wlog(w, LOG_WARNING, "notify: ignored TASKS=%.32s "
+			    "(expected a count of completed tasks)", value);
+			return;
+		}
+		if (n < w->tasks)
+			wlog(w, LOG_WARNING, "notify: TASKS=%llu is below the "
+			    "previous %llu; TASKS is cumulative", n,
+			    (unsigned long long)w->tasks);
+		w->tasks = n;
+		if (w->state == WS_READY && w->limits.max_tasks != 0 &&
+		    w->tasks >= w->limits.max_tasks) {
+			char detail[64];
+
+			snprintf(detail, sizeof detail, "tasks %llu >= %llu",
+			    n, (unsigned long long)w->limits.max_tasks);
+			pool_want_recycle(p, w, REASON_TASKS, detail);
+		}
+	} else if (strcmp(key, "RECYCLE") == 0) {
+		if (strcmp(value, "1") != 0)
+			wlog(w, LOG_WARNING, "notify: ignored RECYCLE=%.32s "
+			    "(expected RECYCLE=1)", value);
+		else
+			pool_want_recycle(p, w, REASON_REQUEST,
+			    "worker sent RECYCLE=1");
+	} else if (strcmp(key, "STOPPING") == 0) {
+		if (strcmp(value, "1") != 0 || w->state == WS_DRAINING ||
+		    w->state == WS_KILLED)
+			return;
+		wlog(w, LOG_NOTICE, "recycling (stopping): worker sent "
+		    "STOPPING=1");
+		snprintf(w->recycle_detail, sizeof w->recycle_detail,
+		    "worker sent STOPPING=1");
+		if (w->replaces != NULL) {
+			w->replaces->replaced_by = NULL;
+			w->replaces = NULL;
+		}
+		worker_drain(w, REASON_STOPPING, w->cfg->drain_timeout_ms);
+		pool_reconcile(p);
+	} else if (strcmp(key, "WATCHDOG") == 0) {
+		w->watchdog_mono = mono_now();
+		if (strcmp(value, "trigger") == 0) {
+			wlog(w, LOG_WARNING, "worker sent WATCHDOG=trigger");
+			pool_want_recycle(p, w, REASON_WATCHDOG,
+			    "worker sent WATCHDOG=trigger");
+		}
+	} else if (strcmp(key, "MAINPID") == 0 || strcmp(key, "ERRNO") == 0 ||
+	    strcmp(key, "BUSERROR") == 0 || strcmp(key, "EXIT_STATUS") == 0 ||
+	    strcmp(key, "RELOADING") == 0 || strcmp(key, "MONOTONIC_USEC") == 0 ||
+	    strncmp(key, "EXTEND_TIMEOUT", 14) == 0 ||
+	    strncmp(key, "FDSTORE", 7) == 0 || strncmp(key, "FDNAME", 6) == 0 ||
+	    strcmp(key, "WATCHDOG_USEC") == 0 || strcmp(key, "BARRIER") == 0) {
+		/* sd_notify messages meant for systemd itself: harmless. */
+	} else {
+		wlog(w, LOG_DEBUG, "notify: ignored unknown %.64s=", key);
+	}
+}
+
+void
+pool_worker_notify(struct pool *p, struct worker *w, char *buf, size_t len)
+{
+	struct notify_ctx nc = { p, w };
+
+	notify_split(buf, len, pool_notify_assign, &nc);
+}
+
+/* ---- life of the pool ---- */
+
+struct pool *
+pool_new(struct recyclerd *rd, struct config *snap,
+    const struct pool_config *cfg, char **err)
+{
+	struct pool *p = xcalloc(1, sizeof *p);
+
+	p->rd = rd;
+	p->name = xstrdup(cfg->name);
+	p->snap = config_ref(snap);
+	p->cfg = cfg;
+	p->state = POOL_RUNNING;
+	p->desired = cfg->workers;
+	TAILQ_INIT(&p->workers);
+	if (cfg->nlisten > 0 && listen_open(cfg, NULL, &p->sockets, err) == -1) {
+		config_unref(p->snap);
+		free(p->name);
+		free(p);
+		return NULL;
+	}
+	if (rd->cg != NULL &&
+	    (p->cg = cgroup_pool_open(rd->cg, p->name, cfg->pool_memory_max)) ==
+	    NULL)
+		plog(p, LOG_WARNING, "unable to create its cgroup: %s; "
+		    "measuring through /proc only", strerror(errno));
+	pool_prepare(p);
+	ev_timer_init(&p->sample, pool_sample_cb, 0.0,
+	    (double)cfg->sample_interval_ms / 1000.0);
+	p->sample.data = p;
+	ev_timer_again(rd->loop, &p->sample);
+	ev_timer_init(&p->more, pool_more_cb, 0.0, 0.0);
+	p->more.data = p;
+	LIST_INSERT_HEAD(&rd->pools, p, entry);
+	plog(p, LOG_INFO, "starting %u worker%s: %s", p->desired,
+	    p->desired == 1 ? "" : "s", cfg->argv[0]);
+	pool_reconcile(p);
+	return p;
+}
+
+void
+pool_free(struct pool *p)
+{
+	struct worker *w;
+	unsigned int i;
+
+	if (p == NULL)
+		return;
+	ev_timer_stop(p->rd->loop, &p->sample);
+	ev_timer_stop(p->rd->loop, &p->more);
+	for (i = 0; i < p->nslots; i++) {
+		ev_timer_stop(p->rd->loop, &p->slots[i]->respawn);
+		free(p->slots[i]);
+	}
+	while ((w = TAILQ_FIRST(&p->workers)) != NULL) {
+		TAILQ_REMOVE(&p->workers, w, entry);
+		worker_free(w);
+	}
+	LIST_REMOVE(p, entry);
+	listen_close(&p->sockets);
+	cgroup_close(p->cg);
+	strv_free(p->env);
+	free(p->groups);
+	free(p->slots);
+	config_unref(p->snap);
+	free(p->name);
+	free(p);
+}
+
+/* Would workers started with b run differently from those with a? */
+static bool
+spawn_differs(const struct pool_config *a, const struct pool_config *b)
+{
+	struct pool_config tmp = *b;
+
+	/* Count and limits apply to running workers as they are. */
+	tmp.workers = a->workers;
+	tmp.recycle_memory = a->recycle_memory;
+	tmp.kill_memory = a->kill_memory;
+	tmp.max_tasks = a->max_tasks;
+	tmp.max_lifetime_ms = a->max_lifetime_ms;
+	tmp.jitter_ppm = a->jitter_ppm;
+	tmp.recycle_samples = a->recycle_samples;
+	tmp.sample_interval_ms = a->sample_interval_ms;
+	tmp.drain_timeout_ms = a->drain_timeout_ms;
+	tmp.shutdown_timeout_ms = a->shutdown_timeout_ms;
+	tmp.max_recycling = a->max_recycling;
+	tmp.overlap = a->overlap;
+	tmp.restart_backoff_ms = a->restart_backoff_ms;
+	tmp.min_uptime_ms = a->min_uptime_ms;
+	tmp.rapid_fail = a->rapid_fail;
+	tmp.rapid_fail_window_ms = a->rapid_fail_window_ms;
+	tmp.memory_metric = a->memory_metric;
+	tmp.pool_recycle_memory = a->pool_recycle_memory;
+	tmp.pool_memory_max = a->pool_memory_max;
+	tmp.ready_timeout_ms = a->ready_timeout_ms;
+	tmp.drain_signal = a->drain_signal;
+	return !pool_config_equal(a, &tmp);
+}
+
+int
+pool_apply(struct pool *p, struct config *snap, const struct pool_config *cfg,
+    char **err)
+{
+	struct listen_set sockets = { 0 };
+	struct worker *w, *next;
+	bool respawn = spawn_differs(p->cfg, cfg);
+
+	if (cfg->nlisten > 0 &&
+	    listen_open(cfg, &p->sockets, &sockets, err) == -1)
+		return -1;
+	listen_close(&p->sockets);
+	p->sockets = sockets;
+	if (p->cg != NULL)
+		(void)cgroup_set_max(p->cg, cfg->pool_memory_max);
+
+	config_unref(p->snap);
+	p->snap = config_ref(snap);
+	p->cfg = cfg;
+	p->desired = cfg->workers;
+	pool_prepare(p);
+	if (p->state == POOL_REMOVED)
+		p->state = POOL_RUNNING;
+	ev_timer_stop(p->rd->loop, &p->sample);
+	ev_timer_set(&p->sample, 0.0, (double)cfg->sample_interval_ms / 1000.0);
+	ev_timer_again(p->rd->loop, &p->sample);
+
+	if (respawn)
+		plog(p, LOG_INFO, "configuration changed: recycling its "
+		    "workers %u at a time", cfg->max_recycling);
+	/* Running workers keep their process but get the new limits; the
+	 * ones to respawn roll max_recycling at a time. Workers still
+	 * starting are seen to when they become ready. */
+	TAILQ_FOREACH_SAFE(w, &p->workers, entry, next) {
+		worker_set_limits(w, cfg);
+		if (respawn)
+			pool_want_recycle(p, w, REASON_RELOAD,
+			    "configuration changed");
+	}
+	pool_reconcile(p);
+	return 0;
+}
+
+void
+pool_remove(struct pool *p)
+{
+	p->state = POOL_REMOVED;
+	plog(p, LOG_INFO, "removed from the configuration: draining %u "
+	    "worker%s", p->nworkers, p->nworkers == 1 ? "" : "s");
+	pool_reconcile(p);
+	recyclerd_check(p->rd);
+}
+
+void
+pool_start(struct pool *p)
+{
+	unsigned int i;
+
+	if (p->state == POOL_FAILED)
+		plog(p, LOG_NOTICE, "restarting after failure");
+	p->state = POOL_RUNNING;
+	if (p->desired == 0)
+		p->desired = p->cfg->workers;
+	for (i = 0; i < p->nslots; i++) {
+		ev_timer_stop(p->rd->loop, &p->slots[i]->respawn);
+		p->slots[i]->failures = 0;
+	}
+	memset(p->fail_times, 0, sizeof p->fail_times);
+	p->fail_head = 0;
+	pool_reconcile(p);
+}
+
+void
+pool_stop(struct pool *p)
+{
+	unsigned int i;
+
+	p->state = POOL_STOPPED;
+	for (i = 0; i < p->nslots; i++)
+		ev_timer_stop(p->rd->loop, &p->slots[i]->respawn);
+	plog(p, LOG_INFO, "stopping %u worker%s", p->nworkers,
+	    p->nworkers == 1 ? "" : "s");
+	pool_reconcile(p);
+}
+
+void
+pool_scale(struct pool *p, unsigned int n)
+{
+	plog(p, LOG_INFO, "scaling from %u to %u worker%s", p->desired, n,
+	    n == 1 ? "" : "s");
+	p->desired = n;
+	pool_reconcile(p);
+}
+
+int
+pool_recycle(struct pool *p, int slot, enum reason why)
+{
+	struct worker *w, *next;
+	int n = 0;
+
+	TAILQ_FOREACH_SAFE(w, &p->workers, entry, next) {
+		if (slot >= 0 && w->slot != (unsigned int)slot)
+			continue;
+		if (w->state != WS_READY || w->recycle_reason != REASON_NONE)
+			continue;
+		pool_want_recycle(p, w, why, "requested by the operator");
+		n++;
+	}
+	if (n == 0 && slot >= 0 &&
+	    slot_active(p, (unsigned int)slot, NULL) == NULL)
+		return -1;
+	pool_reconcile(p);
+	return n;
+}
+
+void
+pool_shutdown(struct pool *p)
+{
+	struct worker *w;
+	unsigned int i;
+
+	for (i = 0; i < p->nslots; i++)
+		ev_timer_stop(p->rd->loop, &p->slots[i]->respawn);
+	ev_timer_stop(p->rd->loop, &p->sample);
+	TAILQ_FOREACH(w, &p->workers, entry)
+		worker_drain(w, REASON_SHUTDOWN, p->cfg->shutdown_timeout_ms);
+}
+
+void
+pool_kill_all(struct pool *p)
+{
+	struct worker *w;
+
+	TAILQ_FOREACH(w, &p->workers, entry)
+		if (w->state != WS_KILLED)
+			worker_kill(w, REASON_SHUTDOWN);
+}

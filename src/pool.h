@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pool.h - a pool of workers: desired count, spawn and respawn scheduling,
+ * crash backoff, overlapped recycling, sampling.
+ *
+ * A pool owns its workers (a list; a slot may hold two processes while one
+ * replaces the other), one sample timer and one respawn timer per slot. It
+ * keeps a reference to the configuration snapshot it runs.
+ */
+#ifndef RECYCLERD_POOL_H
+#define RECYCLERD_POOL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include <ev.h>
+
+#include "listen.h"
+#include "policy.h"
+
+struct config;
+struct pool_config;
+struct recyclerd;
+struct worker;
+
+enum pool_state {
+	POOL_RUNNING,
+	POOL_STOPPED,		/* stop command: no workers wanted */
+	POOL_FAILED,		/* rapid_fail: no respawns until started */
+	POOL_REMOVED,		/* gone from the configuration: draining */
+};
+
+#define POOL_FAIL_RING	64
+
+struct slot {
+	struct pool	*pool;
+	unsigned int	 index;
+	unsigned int	 failures;	/* consecutive, for the backoff */
+	ev_timer	 respawn;	/* pending restart after a failure */
+};
+
+struct pool {
+	LIST_ENTRY(pool) entry;
+	struct recyclerd *rd;
+	char		*name;
+	struct config	*snap;		/* running snapshot (ref) */
+	const struct pool_config *cfg;	/* this pool's section in snap */
+	enum pool_state	 state;
+	unsigned int	 desired;	/* workers wanted (scale changes it) */
+
+	TAILQ_HEAD(, worker) workers;
+	unsigned int	 nworkers;
+	struct slot	**slots;	/* each allocated once: timers never move */
+	unsigned int	 nslots;
+	bool		 reconciling;	/* pool_reconcile() is on the stack */
+	bool		 reconcile_again;
+	unsigned int	 next_gen;
+
+	char		**env;		/* base environment for its workers */
+	gid_t		*groups;	/* supplementary groups of user */
+	size_t		 ngroups;
+	struct listen_set sockets;	/* held for every worker */
+	struct cgroup	*cg;		/* ROOT/POOL, or NULL */
+
+	ev_timer	 sample;	/* every sample_interval */
+	ev_timer	 more;		/* more spawns due: next loop turn */
+	unsigned int	 spawned_now;	/* spawns in this reconcile */
+	double		 fail_times[POOL_FAIL_RING];
+	unsigned int	 fail_head;
+	unsigned int	 baseline_strikes;	/* threshold below baseline */
+	double		 baseline_next_log;
+
+	/* Counters, over the pool's life. */
+	uint64_t	 recycles[REASON__COUNT];
+	uint64_t	 crashes;
+	uint64_t	 failed_starts;
+	uint64_t	 spawns;
+};
+
+/*
+ * Create a pool for section cfg of snap and start its workers. NULL (with
+ * *err set, caller frees) when its sockets cannot be opened.
+ */
+struct pool	*pool_new(struct recyclerd *, struct config *snap,
+		    const struct pool_config *cfg, char **err);
+void		 pool_free(struct pool *);
+/* Run a new configuration: recycles the workers one by one if the way
+ * they run changed. 0, or -1 with *err (sockets). */
+int		 pool_apply(struct pool *, struct config *snap,
+		    const struct pool_config *cfg, char **err);
+/* Drain every worker and forget the pool once they are gone. */
+void		 pool_remove(struct pool *);
+
+/* Control commands. */
+void		 pool_start(struct pool *);
+void		 pool_stop(struct pool *);
+void		 pool_scale(struct pool *, unsigned int n);
+/* Recycle one slot (slot >= 0) or every worker (-1), gracefully. Returns
+ * the number of workers marked, or -1 if slot has no worker. */
+int		 pool_recycle(struct pool *, int slot, enum reason);
+
+/* Daemon shutdown: drain all within shutdown_timeout; kill_all: now. */
+void		 pool_shutdown(struct pool *);
+void		 pool_kill_all(struct pool *);
+
+bool		 pool_is_empty(const struct pool *);
+/* Every wanted slot has been tried once (ready, or failed). */
+bool		 pool_is_settled(const struct pool *);
+unsigned int	 pool_count(const struct pool *, int state);
+const char	*pool_state_name(enum pool_state);
+
+/* From worker.c and notify. */
+void		 pool_worker_ready(struct pool *, struct worker *);
+/* Called from the worker's ev_child callback: frees w. */
+void		 pool_worker_exited(struct pool *, struct worker *, int status);
+void		 pool_worker_timeout(struct pool *, struct worker *);
+void		 pool_worker_notify(struct pool *, struct worker *, char *buf,
+		    size_t len);
+/* A cgroup threshold event fired for w: sample it now. */
+void		 pool_worker_event(struct pool *, struct worker *);
+
+#endif /* RECYCLERD_POOL_H */

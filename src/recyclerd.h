@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * recyclerd.h - the daemon context: one struct recyclerd, owned by main.c.
+ *
+ * Modules receive it as an argument (never as a global) to reach the loop,
+ * the running configuration, the pools and the shared services (notify
+ * socket, events ring, guard, cgroup tree).
+ */
+#ifndef RECYCLERD_RECYCLERD_H
+#define RECYCLERD_RECYCLERD_H
+
+#include <stdbool.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include <ev.h>
+
+struct config;
+struct cgroup_root;
+struct control;
+struct events;
+struct guard;
+struct notify;
+struct pool;
+struct worker;
+
+/* Open hash of live worker pids, for notify messages and the guard. */
+#define PIDMAP_BUCKETS	1024
+struct pidmap_entry {
+	pid_t		 pid;
+	struct worker	*worker;
+	struct pidmap_entry *next;
+};
+
+struct recyclerd {
+	struct ev_loop	*loop;
+	char		*config_path;
+	struct config	*cfg;		/* running snapshot (one ref) */
+	pid_t		 pid;		/* our own, for the children */
+	long		 nofile;	/* RLIMIT_NOFILE soft limit at start */
+
+	LIST_HEAD(, pool) pools;	/* every pool, removed ones until empty */
+	struct pidmap_entry *pidmap[PIDMAP_BUCKETS];
+
+	struct notify	*notify;	/* the workers' NOTIFY_SOCKET */
+	struct events	*events;	/* ring of recent events */
+	struct guard	*guard;		/* kills every worker if we die */
+	struct cgroup_root *cg;		/* NULL or the per-worker groups */
+	struct control	*control;	/* control socket server */
+	LIST_HEAD(, output) outputs;	/* relays of worker stdout/stderr */
+
+	ev_signal	 sig[6];
+	ev_timer	 watchdog;	/* WATCHDOG=1 to systemd */
+	bool		 stopping;	/* SIGTERM/SIGINT received */
+	bool		 reported_ready; /* READY=1 sent to systemd */
+	int		 exit_code;	/* of main(), 0 unless start-up failed */
+	double		 started_mono;
+};
+
+/* Reload the configuration from disk; 0, or -1 if it was refused (the
+ * running one is kept). *err (may be NULL) gets the diagnostics joined by
+ * newlines; caller frees. */
+int	recyclerd_reload(struct recyclerd *, char **err);
+/* Begin a graceful stop (as SIGTERM does). */
+void	recyclerd_stop(struct recyclerd *);
+/* Called when anything changed that may complete start-up or shutdown. */
+void	recyclerd_check(struct recyclerd *);
+
+struct pool *recyclerd_find_pool(struct recyclerd *, const char *name);
+
+void	 pidmap_add(struct recyclerd *, pid_t, struct worker *);
+void	 pidmap_del(struct recyclerd *, pid_t);
+struct worker *pidmap_get(struct recyclerd *, pid_t);
+
+#endif /* RECYCLERD_RECYCLERD_H */

@@ -1,0 +1,230 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * spawn.c - the child side of starting a worker, and the status pipe.
+ *
+ * Order in the child: default signal dispositions and an empty mask (libev
+ * blocks some, and an ignored SIGPIPE would survive exec), a new session
+ * (so -pid reaches the whole tree and the terminal's Ctrl-C does not),
+ * PR_SET_PDEATHSIG (then check the parent did not die already), cgroup
+ * placement, standard descriptors, listening sockets at 3.., everything
+ * else close-on-exec, directory, credentials (groups, gid, uid: in that
+ * order, while we still may), exec.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#ifdef HAVE_LINUX_SCHED_H
+#include <linux/sched.h>
+#endif
+
+#include "spawn.h"
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+enum step { ST_SIGNALS, ST_SETSID, ST_PDEATHSIG, ST_CGROUP, ST_STDIO,
+	ST_FDS, ST_CHDIR, ST_SETGROUPS, ST_SETGID, ST_SETUID, ST_EXEC };
+
+static const char *const step_names[] = {
+	[ST_SIGNALS] = "signals", [ST_SETSID] = "setsid",
+	[ST_PDEATHSIG] = "pdeathsig", [ST_CGROUP] = "cgroup placement",
+	[ST_STDIO] = "stdio", [ST_FDS] = "listening sockets",
+	[ST_CHDIR] = "chdir", [ST_SETGROUPS] = "setgroups",
+	[ST_SETGID] = "setgid", [ST_SETUID] = "setuid", [ST_EXEC] = "exec",
+};
+
+struct status_msg {
+	int32_t		 err;
+	int32_t		 step;
+};
+
+/* Decimal pid into buf (no libc formatting: async-signal-safe). */
+static void
+put_pid(char *buf, pid_t pid)
+{
+	char tmp[16];
+	size_t n = 0, i;
+	unsigned long v = (unsigned long)pid;
+
+	do
+		tmp[n++] = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	for (i = 0; i < n; i++)
+		buf[i] = tmp[n - 1 - i];
+	buf[n] = '\0';
+}
+
+static _Noreturn void
+child_fail(int fd, enum step step)
+{
+	struct status_msg m = { errno, step };
+
+	if (write(fd, &m, sizeof m) == -1) {
+		/* nothing left to tell anyone */
+	}
+	_exit(127);
+}
+
+/* Move the listening sockets to 3, 4, ...: first above every target so
+ * that no dup2 overwrites a source still needed. */
+static int
+child_fds(const struct spawn_req *r)
+{
+	int high[64], base = 3 + (int)r->nfds + 1;
+	size_t i;
+
+	if (r->nfds > 64) {
+		errno = EMFILE;
+		return -1;
+	}
+	for (i = 0; i < r->nfds; i++) {
+		high[i] = fcntl(r->fds[i], F_DUPFD_CLOEXEC, base);
+		if (high[i] == -1)
+			return -1;
+	}
+	for (i = 0; i < r->nfds; i++)
+		if (dup2(high[i], 3 + (int)i) == -1)	/* clears CLOEXEC */
+			return -1;
+	/* Whatever else we inherited stays out of the worker. */
+	syscall(SYS_close_range, 3 + (unsigned int)r->nfds, ~0U,
+	    CLOSE_RANGE_CLOEXEC);
+	return 0;
+}
+
+static _Noreturn void
+child(const struct spawn_req *r, int status_fd, pid_t parent, bool placed)
+{
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	sigset_t none;
+	int sig, null, fd, i;
+
+	/* Keep the status pipe above the descriptors the worker gets. */
+	if ((fd = fcntl(status_fd, F_DUPFD_CLOEXEC, 3 + (int)r->nfds + 1)) != -1)
+		status_fd = fd;
+	for (sig = 1; sig < NSIG; sig++)
+		(void)sigaction(sig, &dfl, NULL);
+	sigemptyset(&none);
+	if (sigprocmask(SIG_SETMASK, &none, NULL) == -1)
+		child_fail(status_fd, ST_SIGNALS);
+	if (setsid() == -1)
+		child_fail(status_fd, ST_SETSID);
+	if (r->pdeathsig != 0) {
+		if (prctl(PR_SET_PDEATHSIG, r->pdeathsig) == -1)
+			child_fail(status_fd, ST_PDEATHSIG);
+		if (getppid() != parent) {
+			errno = ESRCH;
+			child_fail(status_fd, ST_PDEATHSIG);
+		}
+	}
+	if (!placed && r->cgroup_procs_fd != -1 &&
+	    write(r->cgroup_procs_fd, "0", 1) == -1)
+		child_fail(status_fd, ST_CGROUP);
+	for (i = 0; i < 2; i++)
+		if (r->pid_vars[i] != NULL)
+			put_pid(strchr(r->pid_vars[i], '=') + 1, getpid());
+
+	if ((null = open("/dev/null", O_RDWR | O_CLOEXEC)) == -1 ||
+	    dup2(null, STDIN_FILENO) == -1 ||
+	    dup2(r->stdout_fd != -1 ? r->stdout_fd : null, STDOUT_FILENO) == -1 ||
+	    dup2(r->stderr_fd != -1 ? r->stderr_fd : null, STDERR_FILENO) == -1)
+		child_fail(status_fd, ST_STDIO);
+	if (child_fds(r) == -1)
+		child_fail(status_fd, ST_FDS);
+	if (r->nofile >= 0) {
+		/* Workers get the limit we were started with: select()-based
+		 * programs break on descriptors above 1023. */
+		struct rlimit rl;
+
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+			rl.rlim_cur = (rlim_t)r->nofile;
+			(void)setrlimit(RLIMIT_NOFILE, &rl);
+		}
+	}
+
+	if (r->directory != NULL && chdir(r->directory) == -1)
+		child_fail(status_fd, ST_CHDIR);
+	if (r->set_ids) {
+		if (setgroups(r->ngroups, r->groups) == -1)
+			child_fail(status_fd, ST_SETGROUPS);
+		if (setresgid(r->gid, r->gid, r->gid) == -1)
+			child_fail(status_fd, ST_SETGID);
+		if (setresuid(r->uid, r->uid, r->uid) == -1)
+			child_fail(status_fd, ST_SETUID);
+	}
+	execve(r->argv[0], r->argv, r->envp);
+	child_fail(status_fd, ST_EXEC);
+}
+
+/* clone3 into the cgroup; -1 with errno when the kernel cannot. */
+static pid_t
+clone_into(int cgroup_fd)
+{
+#if defined(HAVE_DECL_SYS_CLONE3) && HAVE_DECL_SYS_CLONE3 && \
+    defined(CLONE_INTO_CGROUP)
+	struct clone_args a;
+
+	memset(&a, 0, sizeof a);
+	a.flags = CLONE_INTO_CGROUP;
+	a.exit_signal = SIGCHLD;
+	a.cgroup = (uint64_t)cgroup_fd;
+	return (pid_t)syscall(SYS_clone3, &a, sizeof a);
+#else
+	(void)cgroup_fd;
+	errno = ENOSYS;
+	return -1;
+#endif
+}
+
+pid_t
+spawn_start(const struct spawn_req *r, struct spawn_error *e)
+{
+	struct status_msg m;
+	pid_t parent = getpid(), pid = -1;
+	bool placed = false;
+	int p[2], saved;
+	ssize_t n;
+
+	e->err = 0;
+	e->step = NULL;
+	e->into_cgroup = false;
+	if (pipe2(p, O_CLOEXEC) == -1)
+		return -1;
+	if (r->cgroup_dir_fd != -1) {
+		pid = clone_into(r->cgroup_dir_fd);
+		placed = pid != -1;
+	}
+	if (pid == -1)
+		pid = fork();
+	if (pid == -1) {
+		saved = errno;
+		close(p[0]);
+		close(p[1]);
+		errno = saved;
+		return -1;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		child(r, p[1], parent, placed);
+	}
+
+	close(p[1]);
+	do
+		n = read(p[0], &m, sizeof m);
+	while (n == -1 && errno == EINTR);
+	close(p[0]);
+	e->into_cgroup = placed;
+	if (n == (ssize_t)sizeof m) {
+		e->err = m.err;
+		e->step = (m.step >= 0 && m.step <= ST_EXEC) ?
+		    step_names[m.step] : "set-up";
+	}
+	return pid;
+}

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * spawn.h - fork (or clone3 into a cgroup) and exec one worker process.
+ *
+ * Everything the child needs is prepared by the parent beforehand; the
+ * child only makes async-signal-safe calls. A failed exec (or chdir, setuid,
+ * ...) is reported through a close-on-exec pipe, so the caller learns of it
+ * synchronously: EOF on the pipe means the exec happened.
+ */
+#ifndef RECYCLERD_SPAWN_H
+#define RECYCLERD_SPAWN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct spawn_req {
+	char *const	*argv;		/* argv[0] is an absolute path */
+	char *const	*envp;		/* complete environment */
+	char		*pid_vars[2];	/* NULL, or "NAME=" entries of envp
+					 * with room for 12 more bytes: the
+					 * child writes its own pid there
+					 * (LISTEN_PID, WATCHDOG_PID) */
+	const char	*directory;	/* NULL = inherit */
+	bool		 set_ids;
+	uid_t		 uid;
+	gid_t		 gid;
+	const gid_t	*groups;	/* supplementary groups when set_ids */
+	size_t		 ngroups;
+	const int	*fds;		/* passed at 3, 4, ... */
+	size_t		 nfds;
+	int		 stdout_fd;	/* write ends, or -1 for /dev/null */
+	int		 stderr_fd;
+	int		 cgroup_dir_fd;	/* v2: clone3 CLONE_INTO_CGROUP, or -1 */
+	int		 cgroup_procs_fd; /* else write our pid here, or -1 */
+	int		 pdeathsig;	/* signal when the daemon dies */
+	long		 nofile;	/* RLIMIT_NOFILE soft limit to restore
+					 * (the daemon raised its own), or -1 */
+};
+
+/* What failed in the child, for the message. */
+struct spawn_error {
+	int		 err;		/* errno, 0 if the exec happened */
+	const char	*step;		/* "exec", "chdir", "setuid", ... */
+	bool		 into_cgroup;	/* clone3 placed it in the cgroup */
+};
+
+/*
+ * Start the process in its own session. Returns its pid, or -1 with errno
+ * if no process was created. When a process was created but its set-up
+ * failed, the pid is returned and *e says what failed; that child is
+ * already exiting with 127 and must still be reaped.
+ */
+pid_t	spawn_start(const struct spawn_req *, struct spawn_error *e);
+
+#endif /* RECYCLERD_SPAWN_H */

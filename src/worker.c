@@ -1,0 +1,391 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * worker.c - start, watch, sample, drain and kill one worker process.
+ *
+ * Every state change goes through worker_set_state(). The ev_child watcher
+ * is started right after the fork, before control returns to the loop, so
+ * no exit can be missed; libev reaps every child (workers, and orphans that
+ * reach us as subreaper), so nothing else here calls waitpid().
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "config.h"
+#include "guard.h"
+#include "output.h"
+#include "pool.h"
+#include "recyclerd.h"
+#include "spawn.h"
+#include "units.h"
+#include "worker.h"
+
+#define TREE_MAX	4096
+
+static const char *const state_names[] = {
+	[WS_STARTING] = "starting",
+	[WS_READY] = "ready",
+	[WS_DRAINING] = "draining",
+	[WS_KILLED] = "killed",
+};
+
+const char *
+worker_state_name(enum worker_state s)
+{
+	return state_names[s];
+}
+
+struct log_ctx
+worker_ctx(const struct worker *w)
+{
+	return (struct log_ctx){ .pool = w->pool->name, .worker = (int)w->slot,
+		.pid = w->pid };
+}
+
+double
+worker_uptime(const struct worker *w, double now)
+{
+	return now - w->spawn_mono;
+}
+
+static void
+worker_set_state(struct worker *w, enum worker_state next)
+{
+	wlog(w, LOG_DEBUG, "%s -> %s", state_names[w->state],
+	    state_names[next]);
+	w->state = next;
+	w->state_mono = mono_now();
+}
+
+void
+worker_set_limits(struct worker *w, const struct pool_config *cfg)
+{
+	struct policy_limits *l = &w->limits;
+
+	l->recycle_memory = policy_jitter(cfg->recycle_memory, cfg->jitter_ppm,
+	    w->jitter_u);
+	l->kill_memory = cfg->kill_memory;
+	l->max_tasks = policy_jitter(cfg->max_tasks, cfg->jitter_ppm,
+	    w->jitter_u);
+	l->max_lifetime_ms = policy_jitter(cfg->max_lifetime_ms,
+	    cfg->jitter_ppm, w->jitter_u);
+	l->recycle_samples = cfg->recycle_samples ? cfg->recycle_samples : 1;
+}
+
+static void
+worker_child_cb(struct ev_loop *loop, ev_child *c, int revents)
+{
+	struct worker *w = c->data;
+
+	(void)revents;
+	ev_child_stop(loop, c);
+	ev_timer_stop(loop, &w->timer);
+	pool_worker_exited(w->pool, w, c->rstatus);	/* frees w */
+}
+
+/* Every process of the tree, SIGKILL. */
+static void
+kill_tree(struct worker *w)
+{
+	pid_t pids[TREE_MAX];
+	size_t i, n;
+
+	if (w->cg != NULL && cgroup_kill(w->cg) == 0)
+		return;
+	n = memprobe_tree(w->pid, pids, TREE_MAX);
+	if (kill(-w->pid, SIGKILL) == -1 && errno != ESRCH)
+		wlog(w, LOG_WARNING, "unable to kill process group: %s",
+		    strerror(errno));
+	for (i = 0; i < n; i++)
+		(void)kill(pids[i], SIGKILL);
+}
+
+static void
+worker_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct worker *w = t->data;
+
+	(void)loop;
+	(void)revents;
+	switch (w->state) {
+	case WS_STARTING:
+		pool_worker_timeout(w->pool, w);
+		break;
+	case WS_DRAINING:
+		wlog(w, LOG_WARNING, "still running %.1fs after %s, killing "
+		    "its process tree", mono_now() - w->state_mono,
+		    units_signal_name(w->cfg->drain_signal));
+		worker_set_state(w, WS_KILLED);
+		kill_tree(w);
+		break;
+	case WS_READY:
+	case WS_KILLED:
+		break;
+	}
+}
+
+/*
+ * The environment of one worker: the pool's base, then our variables.
+ * Strings that the child completes with its pid are returned in pid_vars.
+ */
+static char **
+worker_env(const struct worker *w, const struct pool *p, char *pid_vars[2])
+{
+	const struct pool_config *cfg = w->cfg;
+	size_t n = strv_len(p->env), i = 0, k;
+	char **env = xcalloc(n + 8, sizeof *env);
+	char *names;
+	size_t len;
+
+	for (k = 0; k < n; k++)
+		env[i++] = xstrdup(p->env[k]);
+	xasprintf(&env[i++], "RECYCLERD_WORKER=%u", w->slot);
+	pid_vars[0] = pid_vars[1] = NULL;
+	if (p->sockets.n > 0) {
+		xasprintf(&env[i++], "LISTEN_FDS=%zu", p->sockets.n);
+		xasprintf(&env[i], "LISTEN_PID=%16s", "");
+		pid_vars[0] = env[i++];
+		for (len = 0, k = 0; k < p->sockets.n; k++)
+			len += strlen(p->sockets.names[k]) + 1;
+		names = xmalloc(len + sizeof "LISTEN_FDNAMES=");
+		strcpy(names, "LISTEN_FDNAMES=");
+		for (k = 0; k < p->sockets.n; k++) {
+			if (k > 0)
+				strcat(names, ":");
+			strcat(names, p->sockets.names[k]);
+		}
+		env[i++] = names;
+	}
+	if (cfg->watchdog_ms != 0) {
+		xasprintf(&env[i++], "WATCHDOG_USEC=%llu",
+		    (unsigned long long)cfg->watchdog_ms * 1000);
+		xasprintf(&env[i], "WATCHDOG_PID=%16s", "");
+		pid_vars[1] = env[i++];
+	}
+	env[i] = NULL;
+	return env;
+}
+
+struct worker *
+worker_spawn(struct pool *p, unsigned int slot, unsigned int gen,
+    struct config *snap, const struct pool_config *cfg)
+{
+	struct recyclerd *rd = p->rd;
+	struct spawn_req req = { 0 };
+	struct spawn_error se;
+	int out[2] = { -1, -1 }, err[2] = { -1, -1 };
+	struct worker *w = xcalloc(1, sizeof *w);
+	char **env;
+	pid_t pid;
+
+	w->pool = p;
+	w->slot = slot;
+	w->gen = gen;
+	w->snap = config_ref(snap);
+	w->cfg = cfg;
+	w->jitter_u = (double)random() / ((double)RAND_MAX + 1.0);
+	worker_set_limits(w, cfg);
+	growth_init(&w->growth);
+	ev_child_init(&w->child, worker_child_cb, 0, 0);
+	w->child.data = w;
+	ev_init(&w->timer, worker_timer_cb);
+	w->timer.data = w;
+
+	if (p->cg != NULL)
+		w->cg = cgroup_worker_open(p->cg, slot, gen, cfg->memory_high,
+		    cfg->memory_max);
+	env = worker_env(w, p, req.pid_vars);
+	if (pipe2(out, O_CLOEXEC) == -1 || pipe2(err, O_CLOEXEC) == -1)
+		log_warn_errno("pool %s: unable to make output pipes", p->name);
+	req.argv = cfg->argv;
+	req.envp = env;
+	req.directory = cfg->directory;
+	req.set_ids = cfg->user != NULL || cfg->group != NULL;
+	req.uid = cfg->user != NULL ? cfg->uid : getuid();
+	req.gid = cfg->gid;
+	req.groups = p->groups;
+	req.ngroups = p->ngroups;
+	req.fds = p->sockets.fds;
+	req.nfds = p->sockets.n;
+	req.stdout_fd = out[1];
+	req.stderr_fd = err[1];
+	req.cgroup_dir_fd = w->cg ? cgroup_dir_fd(w->cg) : -1;
+	req.cgroup_procs_fd = w->cg ? cgroup_procs_fd(w->cg) : -1;
+	req.pdeathsig = SIGKILL;
+	req.nofile = rd->nofile;
+
+	pid = spawn_start(&req, &se);
+	strv_free(env);
+	if (out[1] != -1)
+		close(out[1]);
+	if (err[1] != -1)
+		close(err[1]);
+	if (pid == -1) {
+		log_err("pool %s worker %u: unable to fork: %s", p->name, slot,
+		    strerror(errno));
+		if (out[0] != -1)
+			close(out[0]);
+		if (err[0] != -1)
+			close(err[0]);
+		cgroup_close(w->cg);
+		config_unref(w->snap);
+		free(w);
+		return NULL;
+	}
+
+	w->pid = pid;
+	ev_child_set(&w->child, pid, 0);
+	ev_child_start(rd->loop, &w->child);	/* before the loop runs */
+	guard_add(rd->guard, pid);
+	pidmap_add(rd, pid, w);
+	if (out[0] != -1)
+		output_start(rd, out[0], p->name, (int)slot, pid, "stdout");
+	if (err[0] != -1)
+		output_start(rd, err[0], p->name, (int)slot, pid, "stderr");
+	w->spawn_mono = w->state_mono = mono_now();
+	w->state = WS_STARTING;
+	if (se.err != 0) {
+		wlog(w, LOG_ERR, "unable to start %s: %s: %s", cfg->argv[0],
+		    se.step, strerror(se.err));
+		w->failed = true;
+		return w;		/* the ev_child reaps the 127 */
+	}
+	w->probe = memprobe_new(pid);
+	wlog(w, LOG_INFO, "spawned");
+	ev_timer_set(&w->timer, (double)cfg->ready_timeout_ms / 1000.0, 0.0);
+	ev_timer_start(rd->loop, &w->timer);
+	return w;
+}
+
+void
+worker_free(struct worker *w)
+{
+	struct recyclerd *rd;
+
+	if (w == NULL)
+		return;
+	rd = w->pool->rd;
+	ev_child_stop(rd->loop, &w->child);
+	ev_timer_stop(rd->loop, &w->timer);
+	ev_io_stop(rd->loop, &w->cg_event);
+	pidmap_del(rd, w->pid);
+	guard_del(rd->guard, w->pid);
+	memprobe_free(w->probe);
+	cgroup_close(w->cg);
+	config_unref(w->snap);
+	free(w->status);
+	free(w);
+}
+
+void
+worker_set_ready(struct worker *w)
+{
+	w->ready_mono = mono_now();
+	ev_timer_stop(w->pool->rd->loop, &w->timer);
+	worker_set_state(w, WS_READY);
+	wlog(w, LOG_INFO, "ready after %.3fs", w->ready_mono - w->spawn_mono);
+}
+
+void
+worker_drain(struct worker *w, enum reason why, uint64_t timeout_ms)
+{
+	struct ev_loop *loop = w->pool->rd->loop;
+
+	if (w->state == WS_KILLED)
+		return;
+	if (w->state == WS_DRAINING) {
+		/* Already on its way out: only ever bring the deadline in. */
+		double left = ev_timer_remaining(loop, &w->timer);
+
+		if ((double)timeout_ms / 1000.0 < left) {
+			ev_timer_stop(loop, &w->timer);
+			ev_timer_set(&w->timer, (double)timeout_ms / 1000.0,
+			    0.0);
+			ev_timer_start(loop, &w->timer);
+		}
+		return;
+	}
+	w->stop_reason = why;
+	ev_timer_stop(loop, &w->timer);
+	worker_set_state(w, WS_DRAINING);
+	if (why != REASON_STOPPING &&
+	    kill(w->pid, w->cfg->drain_signal) == -1 && errno != ESRCH)
+		wlog(w, LOG_WARNING, "unable to send %s: %s",
+		    units_signal_name(w->cfg->drain_signal), strerror(errno));
+	ev_timer_set(&w->timer, (double)timeout_ms / 1000.0, 0.0);
+	ev_timer_start(loop, &w->timer);
+}
+
+void
+worker_kill(struct worker *w, enum reason why)
+{
+	if (w->state != WS_DRAINING || w->stop_reason == REASON_NONE)
+		w->stop_reason = why;
+	ev_timer_stop(w->pool->rd->loop, &w->timer);
+	worker_set_state(w, WS_KILLED);
+	kill_tree(w);
+}
+
+void
+worker_kill_leftovers(struct worker *w)
+{
+	/* The worker led its session and process group; a group outlives
+	 * its leader while members remain, and its id is not reused. */
+	if (w->cg != NULL)
+		(void)cgroup_kill(w->cg);
+	(void)kill(-w->pid, SIGKILL);
+}
+
+int
+worker_sample(struct worker *w, double now, bool force_smaps)
+{
+	enum mem_metric metric = w->cfg->memory_metric;
+	uint64_t floor_bytes = policy_prefilter(&w->limits), v;
+	struct mem_sample s;
+
+	if (w->probe == NULL)
+		return -1;
+	if (metric == METRIC_CGROUP || metric == METRIC_CGROUP_ANON) {
+		if (w->cg == NULL)
+			return -1;
+		if ((metric == METRIC_CGROUP ?
+		    cgroup_memory_usage(w->cg, &v) :
+		    cgroup_memory_anon(w->cg, &v)) == -1)
+			return -1;
+		w->cgroup_bytes = w->memory = v;
+		w->memory_exact = true;
+		if (force_smaps && memprobe_sample(w->probe, true, &s) == 0)
+			w->last = s;
+		growth_add(&w->growth, now, w->tasks, v);
+	} else {
+		if (memprobe_sample(w->probe, false, &s) == -1)
+			return -1;
+		if (metric == METRIC_RSS) {
+			w->memory = s.rss;
+			w->memory_exact = true;
+		} else if (force_smaps ||
+		    (floor_bytes != 0 && s.rss >= floor_bytes)) {
+			/* Only near a limit is the page-table walk worth it:
+			 * uss <= pss <= rss. */
+			if (memprobe_sample(w->probe, true, &s) == -1)
+				return -1;
+			w->memory = metric == METRIC_PSS ? s.pss : s.uss;
+			w->memory_exact = true;
+		} else {
+			w->memory = s.rss;
+			w->memory_exact = false;
+		}
+		w->last = s;
+		growth_add(&w->growth, now, w->tasks, s.rss);
+	}
+	if (w->memory_exact && w->memory > w->peak)
+		w->peak = w->memory;
+	if (w->last.rss > w->peak_rss)
+		w->peak_rss = w->last.rss;
+	return 0;
+}

@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * worker.h - one worker process: its state, its watchers, its readings.
+ *
+ * A worker owns its pid, its ev_child, its one timer (ready_timeout while
+ * starting, the drain deadline while draining), its memory probe and its
+ * recent samples. It does not decide when to start, recycle or respawn:
+ * pool.c does, and pool.c frees workers (pool_worker_exited).
+ *
+ * The struct is visible to pool.c and control.c, which read its fields;
+ * only worker.c and pool.c write them.
+ */
+#ifndef RECYCLERD_WORKER_H
+#define RECYCLERD_WORKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include <ev.h>
+
+#include "growth.h"
+#include "log.h"
+#include "memprobe.h"
+#include "policy.h"
+#include "util.h"
+
+struct config;
+struct pool;
+struct pool_config;
+
+enum worker_state {
+	WS_STARTING,		/* forked, not yet ready */
+	WS_READY,		/* serving, sampled */
+	WS_DRAINING,		/* drain_signal sent, waiting for its exit */
+	WS_KILLED,		/* SIGKILL sent to its tree */
+};
+
+struct worker {
+	TAILQ_ENTRY(worker) entry;
+	struct pool	*pool;		/* owner; outlives the worker */
+	unsigned int	 slot;		/* RECYCLERD_WORKER, stable */
+	unsigned int	 gen;		/* process number within the pool */
+
+	/* The process. */
+	pid_t		 pid;
+	enum worker_state state;
+	double		 spawn_mono;
+	double		 ready_mono;	/* 0 until ready */
+	double		 state_mono;
+	struct config	*snap;		/* snapshot it was started with (ref) */
+	const struct pool_config *cfg;	/* its pool section in snap */
+
+	/* Limits in force, jittered once per worker with jitter_u. */
+	double		 jitter_u;
+	struct policy_limits limits;
+
+	/* What it told us and what we measured. */
+	uint64_t	 tasks;		/* TASKS= */
+	char		*status;	/* STATUS= text, or NULL */
+	struct memprobe	*probe;
+	struct mem_sample last;		/* last /proc reading */
+	uint64_t	 cgroup_bytes;	/* last cgroup reading */
+	uint64_t	 memory;	/* last value in the pool's metric */
+	bool		 memory_exact;	/* false: bounded by rss only */
+	uint64_t	 peak;		/* highest exact value seen, bytes */
+	uint64_t	 peak_rss;	/* highest rss seen, bytes */
+	unsigned int	 samples;	/* samples since ready */
+	unsigned int	 over_count;	/* consecutive samples over */
+	struct growth	 growth;
+	double		 baseline_hold_until;	/* no memory recycle before */
+	double		 watchdog_mono;	/* last WATCHDOG=1 */
+
+	/* Recycling. */
+	enum reason	 recycle_reason; /* pending or in progress; NONE */
+	char		 recycle_detail[160];
+	struct worker	*replaced_by;	/* replacement starting for us */
+	struct worker	*replaces;	/* the worker we will replace */
+	enum reason	 stop_reason;	/* why drained or killed */
+	bool		 failed;	/* failed start (exec, ready_timeout) */
+
+	struct cgroup	*cg;		/* its group, or NULL */
+	ev_child	 child;
+	ev_timer	 timer;
+	ev_io		 cg_event;	/* threshold events (cgroup) */
+};
+
+/*
+ * Start a worker in slot for pool with its pool section cfg of snap. Returns
+ * NULL if no process could be created (logged); a worker whose exec failed
+ * is returned with failed set: its ev_child reports the exit.
+ */
+struct worker	*worker_spawn(struct pool *, unsigned int slot,
+		    unsigned int gen, struct config *snap,
+		    const struct pool_config *cfg);
+/* Stop its watchers and free it; the process must be reaped. */
+void		 worker_free(struct worker *);
+
+void		 worker_set_ready(struct worker *);
+/* Send drain_signal and arm the kill deadline (timeout_ms). */
+void		 worker_drain(struct worker *, enum reason, uint64_t timeout_ms);
+/* SIGKILL its whole tree now. */
+void		 worker_kill(struct worker *, enum reason);
+/* SIGKILL what is left of its process group after it was reaped. */
+void		 worker_kill_leftovers(struct worker *);
+/* Recompute the jittered limits from cfg (at spawn and on reload). */
+void		 worker_set_limits(struct worker *, const struct pool_config *);
+
+/*
+ * Take one sample: statm of the tree, smaps_rollup when the metric needs it
+ * and rss is at or above the lowest limit (or force_smaps), the cgroup
+ * counter for cgroup metrics. Updates memory, peak, growth. -1 when the
+ * process is gone (its exit is on its way).
+ */
+int		 worker_sample(struct worker *, double now, bool force_smaps);
+
+double		 worker_uptime(const struct worker *, double now);
+const char	*worker_state_name(enum worker_state);
+struct log_ctx	 worker_ctx(const struct worker *);
+
+#define wlog(w, prio, ...) do {						\
+	struct log_ctx wlog_ctx_ = worker_ctx(w);			\
+	log_ctx((prio), &wlog_ctx_, __VA_ARGS__);			\
+} while (0)
+
+#endif /* RECYCLERD_WORKER_H */

@@ -1,0 +1,210 @@
+# SPDX-License-Identifier: MIT
+"""Recycling: every trigger (memory in each metric, tasks, lifetime, the
+worker's own request, STOPPING=1), overlap, max_recycling, kill_memory and
+the kill of a worker that ignores the drain signal."""
+
+import re
+import time
+
+import pytest
+
+from recyclerd import (descendants, line_time, parse_duration, parse_size,
+                       pid_alive, pid_exists, py_worker, wait_for)
+
+MiB = 1 << 20
+# A worker that grows by 2M every 50ms crosses 40M within about a second.
+LEAKER = py_worker("--leak", "2M", "--interval", "0.05")
+
+
+@pytest.mark.parametrize("metric", ["rss", "pss", "uss"])
+def test_worker_over_recycle_memory_is_replaced(recyclerd, metric):
+    recyclerd.write_config(command=LEAKER, memory_metric=metric,
+                           recycle_memory="40M")
+    recyclerd.start()
+    [old] = recyclerd.wait_ready_workers(1).values()
+    m = recyclerd.wait_log(
+        rf"pool web worker 0 \[pid {old}\]: recycling \(memory\): "
+        rf"{metric} (\S+) > (\S+) for (\d+) samples, uptime (\S+), "
+        r"tasks (\d+)", 15)
+    value, limit = parse_size(m[1]), parse_size(m[2])
+    assert value > limit
+    # The limit is recycle_memory lowered by at most the 5% jitter.
+    assert 0.95 * 40 * MiB - MiB <= limit <= 40 * MiB
+    assert int(m[3]) >= 2			# recycle_samples default
+    assert int(m[5]) > 0			# TASKS= was counted
+    new = recyclerd.wait_replaced(old)
+    recyclerd.wait_log(rf"pool web worker 0 \[pid {old}\]: replacement "
+                       rf"\[pid {new}\] ready after \S+, draining with "
+                       r"SIGTERM")
+    recyclerd.wait_log(rf"pool web worker 0 \[pid {old}\]: exited with "
+                       r"status 0 \(reason memory, uptime \S+, tasks \d+, "
+                       r"peak \S+\)")
+    assert not recyclerd.log_has(r"crashed")
+
+
+def test_worker_is_recycled_after_max_tasks(recyclerd):
+    recyclerd.write_config(command=py_worker("--leak", "0", "--interval",
+                                             "0.02"),
+                           max_tasks=20, jitter="0")
+    recyclerd.start()
+    [old] = recyclerd.wait_ready_workers(1).values()
+    m = recyclerd.wait_log(rf"\[pid {old}\]: recycling \(tasks\): "
+                           r"tasks (\d+) >= 20\b")
+    assert int(m[1]) >= 20
+    recyclerd.wait_replaced(old)
+    m = recyclerd.wait_log(rf"\[pid {old}\]: exited with status 0 "
+                           r"\(reason tasks, uptime \S+, tasks (\d+)")
+    assert int(m[1]) >= 20
+
+
+def test_worker_is_recycled_after_max_lifetime(recyclerd):
+    recyclerd.write_config(command=py_worker("--leak", "0"),
+                           max_lifetime="1s", jitter="0")
+    recyclerd.start()
+    [old] = recyclerd.wait_ready_workers(1).values()
+    m = recyclerd.wait_log(rf"\[pid {old}\]: recycling \(lifetime\): "
+                           r"uptime (\S+) >= 1s\b", 10)
+    assert parse_duration(m[1]) >= 1.0
+    recyclerd.wait_replaced(old)
+    recyclerd.wait_log(rf"\[pid {old}\]: exited with status 0 "
+                       r"\(reason lifetime")
+
+
+def test_worker_asking_with_recycle_1_is_replaced(recyclerd):
+    recyclerd.write_config(command=py_worker("--leak", "0", "--interval",
+                                             "0.05", "--recycle-after", "3"))
+    recyclerd.start()
+    [old] = recyclerd.wait_ready_workers(1).values()
+    recyclerd.wait_log(rf"\[pid {old}\]: recycling \(request\)")
+    new = recyclerd.wait_replaced(old)
+    recyclerd.wait_log(rf"\[pid {old}\]: replacement \[pid {new}\] ready "
+                       r"after")
+    recyclerd.wait_log(rf"\[pid {old}\]: exited with status 0 "
+                       r"\(reason request")
+
+
+def test_worker_sending_stopping_is_replaced_and_not_counted_as_crash(
+        recyclerd):
+    recyclerd.write_config(command=py_worker("--leak", "0", "--interval",
+                                             "0.05", "--stopping-after",
+                                             "5"))
+    recyclerd.start()
+    [old] = recyclerd.wait_ready_workers(1).values()
+    recyclerd.wait_log(rf"\[pid {old}\]: recycling \(stopping\)")
+    new = recyclerd.wait_replaced(old)
+    recyclerd.wait_log(rf"\[pid {new}\]: ready after")
+    recyclerd.wait_log(rf"\[pid {old}\]: exited with status 0 "
+                       r"\(reason stopping")
+    assert not recyclerd.log_has(r"crashed|restarting in|failed")
+
+
+def _draining_follows_replacement_ready(lines):
+    """Each overlapped drain comes after its replacement's `ready after`;
+    returns the number of drains checked."""
+    n = 0
+    for i, line in enumerate(lines):
+        m = re.search(r"\[pid (\d+)\]: replacement \[pid (\d+)\] ready "
+                      r"after \S+, draining with SIG", line)
+        if not m:
+            continue
+        ready = [j for j, other in enumerate(lines)
+                 if re.search(rf"\[pid {m[2]}\]: ready after", other)]
+        assert ready and ready[0] < i, (
+            f"line {i + 1} drains {m[1]} before its replacement {m[2]} "
+            "logged `ready after`")
+        n += 1
+    return n
+
+
+def test_overlap_keeps_the_pool_at_full_strength_during_recycles(
+        recyclerd):
+    recyclerd.write_config(workers=2, command=LEAKER, recycle_memory="40M")
+    recyclerd.start()
+    recyclerd.wait_ready_workers(2)
+    lowest, deadline = 2, time.monotonic() + 40
+    while recyclerd.log_count(r"exited with status 0 \(reason memory") < 4:
+        n = len(recyclerd.worker_pids())
+        lowest = min(lowest, n)
+        assert n >= 2, f"only {n} live workers during a recycle"
+        assert time.monotonic() < deadline, "fewer than 4 recycles in 40s"
+        time.sleep(0.02)
+    lines = recyclerd.log_lines()
+    assert _draining_follows_replacement_ready(lines) >= 4
+    # With overlap, a recycle never drains without a ready replacement.
+    bare = [line for line in lines if re.search(r"\]: draining with SIG",
+                                                line)]
+    assert not bare, bare
+
+
+def test_max_recycling_one_never_drains_two_workers_at_once(recyclerd):
+    # jitter 0: all three cross the threshold together and must queue.
+    recyclerd.write_config(workers=3, command=LEAKER, recycle_memory="40M",
+                           jitter="0", max_recycling=1)
+    recyclerd.start()
+    recyclerd.wait_ready_workers(3)
+    highest, deadline = 3, time.monotonic() + 60
+    while recyclerd.log_count(r"exited with status 0 \(reason memory") < 5:
+        n = len(recyclerd.worker_pids())
+        highest = max(highest, n)
+        assert time.monotonic() < deadline, "fewer than 5 recycles in 60s"
+        time.sleep(0.02)
+    # From outside: at most one replacement in flight at any time.
+    assert highest <= 4, f"{highest} live workers for workers = 3"
+    # From the log: a worker is draining from its `draining` line to its
+    # exit; never two at once.
+    draining = set()
+    for line in recyclerd.log_lines():
+        m = re.search(r"\[pid (\d+)\]: .*draining with SIG", line)
+        if m:
+            draining.add(m[1])
+            assert len(draining) <= 1, f"two drains at once: {draining}"
+        m = re.search(r"\[pid (\d+)\]: (exited with|killed by)", line)
+        if m:
+            draining.discard(m[1])
+
+
+def test_kill_memory_kills_the_worker_at_once_without_draining(recyclerd):
+    recyclerd.write_config(command=py_worker("--leak", "4M", "--interval",
+                                             "0.05"),
+                           memory_metric="rss", kill_memory="40M",
+                           jitter="0", drain_timeout="5s")
+    recyclerd.start()
+    [old] = recyclerd.wait_ready_workers(1).values()
+    m = recyclerd.wait_log(rf"\[pid {old}\]: killing \(kill_memory\): "
+                           r"rss (\S+) > (\S+)")
+    assert parse_size(m[1]) > parse_size(m[2])
+    wait_for(lambda: not pid_alive(old), 2, what=f"worker {old} killed")
+    recyclerd.wait_log(rf"\[pid {old}\]: killed by SIGKILL "
+                       r"\(reason kill_memory")
+    _, kline = recyclerd.line_index(rf"\[pid {old}\]: killing \(kill_memory")
+    _, eline = recyclerd.line_index(rf"\[pid {old}\]: killed by SIGKILL")
+    assert line_time(eline) - line_time(kline) < 1.0
+    assert not recyclerd.log_has(rf"\[pid {old}\]: .*draining with")
+    recyclerd.wait_replaced(old)
+
+
+def test_worker_ignoring_the_drain_signal_is_killed_with_its_children(
+        recyclerd):
+    recyclerd.write_config(
+        command=py_worker("--leak", "0", "--interval", "0.05", "--children",
+                          "2", "--child-mem", "1M", "--ignore-term"),
+        max_tasks=10, jitter="0", drain_timeout="1s")
+    recyclerd.start()
+    [old] = recyclerd.wait_ready_workers(1).values()
+    kids = wait_for(lambda: len(descendants(old)) == 2 and descendants(old),
+                    5, what=f"2 children of worker {old}")
+    tree = [old, *kids]
+    m = recyclerd.wait_log(rf"\[pid {old}\]: still running (\S+) after "
+                           r"SIGTERM, killing its process tree", 10)
+    assert parse_duration(m[1]) >= 0.9
+    wait_for(lambda: not any(pid_alive(p) for p in tree), 3,
+             what=f"worker {old} and its children {kids} killed")
+    # The daemon is their subreaper: the orphaned children are reaped too.
+    wait_for(lambda: not any(pid_exists(p) for p in tree), 3,
+             what=f"zombies of {tree} reaped")
+    recyclerd.wait_log(rf"\[pid {old}\]: killed by SIGKILL \(reason tasks")
+    _, drain = recyclerd.line_index(rf"\[pid {old}\]: .*draining with "
+                                    r"SIGTERM")
+    _, kill = recyclerd.line_index(rf"\[pid {old}\]: still running")
+    assert drain is not None
+    assert line_time(kill) - line_time(drain) >= 0.9

@@ -1,0 +1,254 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_policy.c - the pure decisions: keep, recycle, kill, baseline; the
+ * arithmetic of jitter, backoff and rapid failure.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "policy.h"
+
+#define MiB (1024ULL * 1024)
+
+static const struct policy_limits limits = {
+	.recycle_memory = 200 * MiB,
+	.kill_memory = 500 * MiB,
+	.max_tasks = 100,
+	.max_lifetime_ms = 60000,
+	.recycle_samples = 2,
+};
+
+static struct policy_input
+at(uint64_t memory)
+{
+	return (struct policy_input){ .memory = memory, .has_memory = true,
+		.uptime_ms = 1000 };
+}
+
+static void
+test_below_every_limit_keeps(void **state)
+{
+	struct policy_input in = at(100 * MiB);
+	unsigned int over = 0;
+	enum reason why = REASON_NONE;
+
+	(void)state;
+	assert_int_equal(policy_check(&limits, &in, &over, &why),
+	    VERDICT_KEEP);
+	assert_int_equal(over, 0);
+}
+
+static void
+test_soft_limit_must_hold_for_recycle_samples(void **state)
+{
+	struct policy_input in = at(201 * MiB);
+	unsigned int over = 0;
+	enum reason why = REASON_NONE;
+
+	(void)state;
+	assert_int_equal(policy_check(&limits, &in, &over, &why),
+	    VERDICT_KEEP);
+	assert_int_equal(over, 1);
+	assert_int_equal(policy_check(&limits, &in, &over, &why),
+	    VERDICT_RECYCLE);
+	assert_int_equal(why, REASON_MEMORY);
+}
+
+static void
+test_a_dip_below_resets_the_run(void **state)
+{
+	struct policy_input hi = at(201 * MiB), lo = at(150 * MiB);
+	unsigned int over = 0;
+	enum reason why = REASON_NONE;
+
+	(void)state;
+	assert_int_equal(policy_check(&limits, &hi, &over, &why),
+	    VERDICT_KEEP);
+	assert_int_equal(policy_check(&limits, &lo, &over, &why),
+	    VERDICT_KEEP);
+	assert_int_equal(over, 0);
+	assert_int_equal(policy_check(&limits, &hi, &over, &why),
+	    VERDICT_KEEP);
+}
+
+static void
+test_exactly_at_the_limit_is_not_over(void **state)
+{
+	struct policy_input in = at(200 * MiB);
+	unsigned int over = 5;
+	enum reason why = REASON_NONE;
+
+	(void)state;
+	assert_int_equal(policy_check(&limits, &in, &over, &why),
+	    VERDICT_KEEP);
+	assert_int_equal(over, 0);
+}
+
+static void
+test_hard_limit_kills_at_once(void **state)
+{
+	struct policy_input in = at(501 * MiB);
+	unsigned int over = 0;
+	enum reason why = REASON_NONE;
+
+	(void)state;
+	in.first_sample = true;		/* even at the first look */
+	assert_int_equal(policy_check(&limits, &in, &over, &why),
+	    VERDICT_KILL);
+	assert_int_equal(why, REASON_KILL_MEMORY);
+}
+
+static void
+test_over_at_first_sample_is_a_baseline_error(void **state)
+{
+	struct policy_input in = at(250 * MiB);
+	unsigned int over = 0;
+	enum reason why = REASON_NONE;
+
+	(void)state;
+	in.first_sample = true;
+	assert_int_equal(policy_check(&limits, &in, &over, &why),
+	    VERDICT_BASELINE);
+	assert_int_equal(over, 0);
+}
+
+static void
+test_tasks_and_lifetime(void **state)
+{
+	struct policy_input in = at(1 * MiB);
+	unsigned int over = 0;
+	enum reason why = REASON_NONE;
+
+	(void)state;
+	in.tasks = 99;
+	assert_int_equal(policy_check(&limits, &in, &over, &why),
+	    VERDICT_KEEP);
+	in.tasks = 100;
+	assert_int_equal(policy_check(&limits, &in, &over, &why),
+	    VERDICT_RECYCLE);
+	assert_int_equal(why, REASON_TASKS);
+	in.tasks = 0;
+	in.uptime_ms = 60000;
+	assert_int_equal(policy_check(&limits, &in, &over, &why),
+	    VERDICT_RECYCLE);
+	assert_int_equal(why, REASON_LIFETIME);
+}
+
+static void
+test_unknown_memory_never_recycles_for_memory(void **state)
+{
+	struct policy_input in = at(900 * MiB);
+	unsigned int over = 1;
+	enum reason why = REASON_NONE;
+
+	(void)state;
+	in.has_memory = false;
+	assert_int_equal(policy_check(&limits, &in, &over, &why),
+	    VERDICT_KEEP);
+	assert_int_equal(over, 0);
+}
+
+static void
+test_zero_limits_are_off(void **state)
+{
+	struct policy_limits off = { .recycle_samples = 1 };
+	struct policy_input in = at(900 * MiB);
+	unsigned int over = 0;
+	enum reason why = REASON_NONE;
+
+	(void)state;
+	in.tasks = 1000000;
+	in.uptime_ms = 1000000000;
+	assert_int_equal(policy_check(&off, &in, &over, &why), VERDICT_KEEP);
+	assert_int_equal(policy_prefilter(&off), 0);
+}
+
+static void
+test_prefilter_is_the_lowest_limit(void **state)
+{
+	struct policy_limits l = limits;
+
+	(void)state;
+	assert_int_equal(policy_prefilter(&l), 200 * MiB);
+	l.recycle_memory = 0;
+	assert_int_equal(policy_prefilter(&l), 500 * MiB);
+	l.recycle_memory = 600 * MiB;
+	assert_int_equal(policy_prefilter(&l), 500 * MiB);
+}
+
+static void
+test_jitter_only_lowers_and_keeps_small_counts(void **state)
+{
+	(void)state;
+	assert_int_equal(policy_jitter(1000, 100000, 0.0), 1000);
+	assert_int_equal(policy_jitter(1000, 100000, 0.5), 950);
+	assert_int_equal(policy_jitter(1000, 100000, 0.9999999), 901);
+	assert_int_equal(policy_jitter(5, 50000, 0.99), 5);	/* 5% of 5 */
+	assert_int_equal(policy_jitter(0, 100000, 0.5), 0);	/* off stays off */
+	assert_int_equal(policy_jitter(1, 1000000, 0.99), 1);
+	assert_true(policy_jitter(200 * MiB, 50000, 0.7) < 200 * MiB);
+	assert_true(policy_jitter(200 * MiB, 50000, 0.7) >= 190 * MiB);
+}
+
+static void
+test_backoff_doubles_up_to_the_cap(void **state)
+{
+	(void)state;
+	assert_int_equal(policy_backoff(100, 1, 60000), 100);
+	assert_int_equal(policy_backoff(100, 2, 60000), 200);
+	assert_int_equal(policy_backoff(100, 4, 60000), 800);
+	assert_int_equal(policy_backoff(100, 40, 60000), 60000);
+	assert_int_equal(policy_backoff(90000, 3, 60000), 90000);
+}
+
+static void
+test_rapid_fail_counts_only_the_window(void **state)
+{
+	double t[] = { 1.0, 2.0, 3.0, 50.0, 51.0, 52.0 };
+
+	(void)state;
+	assert_false(policy_rapid_fail(t, 6, 52.0, 10.0, 3));	/* 3 recent */
+	assert_true(policy_rapid_fail(t, 6, 52.0, 10.0, 2));
+	assert_true(policy_rapid_fail(t, 6, 52.0, 100.0, 5));
+	assert_false(policy_rapid_fail(t, 6, 52.0, 100.0, 6));
+	assert_false(policy_rapid_fail(t, 6, 52.0, 100.0, 0));	/* off */
+}
+
+static void
+test_reason_names_and_kinds(void **state)
+{
+	(void)state;
+	assert_string_equal(reason_name(REASON_MEMORY), "memory");
+	assert_string_equal(reason_name(REASON_KILL_MEMORY), "kill_memory");
+	assert_string_equal(reason_name(REASON_OOM), "oom");
+	assert_true(reason_is_recycle(REASON_TASKS));
+	assert_false(reason_is_recycle(REASON_CRASH));
+	assert_false(reason_is_recycle(REASON_SHUTDOWN));
+	assert_string_equal(reason_name((enum reason)999), "?");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_below_every_limit_keeps),
+		cmocka_unit_test(test_soft_limit_must_hold_for_recycle_samples),
+		cmocka_unit_test(test_a_dip_below_resets_the_run),
+		cmocka_unit_test(test_exactly_at_the_limit_is_not_over),
+		cmocka_unit_test(test_hard_limit_kills_at_once),
+		cmocka_unit_test(test_over_at_first_sample_is_a_baseline_error),
+		cmocka_unit_test(test_tasks_and_lifetime),
+		cmocka_unit_test(test_unknown_memory_never_recycles_for_memory),
+		cmocka_unit_test(test_zero_limits_are_off),
+		cmocka_unit_test(test_prefilter_is_the_lowest_limit),
+		cmocka_unit_test(test_jitter_only_lowers_and_keeps_small_counts),
+		cmocka_unit_test(test_backoff_doubles_up_to_the_cap),
+		cmocka_unit_test(test_rapid_fail_counts_only_the_window),
+		cmocka_unit_test(test_reason_names_and_kinds),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
