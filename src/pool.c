@@ -413,6 +413,7 @@ pool_want_recycle(struct pool *p, struct worker *w, enum reason why,
 		return;
 	w->recycle_reason = why;
 	snprintf(w->recycle_detail, sizeof w->recycle_detail, "%s", detail);
+	worker_disarm_events(w);
 	if (growth_per_sec(&w->growth, &per_s) == 0) {
 		int n = snprintf(grow, sizeof grow, ", growth %s%s/s",
 		    per_s < 0 ? "-" : "", fmt_size((uint64_t)(per_s < 0 ?
@@ -549,6 +550,38 @@ pool_check_worker(struct pool *p, struct worker *w, double now)
 	}
 }
 
+/*
+ * pool_recycle_memory: the pool's total (its cgroup, else the sum of its
+ * workers) over the limit recycles the largest worker, one at a time.
+ */
+static void
+pool_check_total(struct pool *p)
+{
+	struct worker *w, *largest = NULL;
+	uint64_t total = 0;
+	char a[16], b[16], c[16], detail[160];
+
+	TAILQ_FOREACH(w, &p->workers, entry) {
+		if (w->recycle_reason == REASON_POOL_MEMORY ||
+		    (w->state == WS_DRAINING &&
+		    w->stop_reason == REASON_POOL_MEMORY))
+			return;		/* one at a time: wait for it */
+		total += w->last.rss > w->memory ? w->last.rss : w->memory;
+		if (w->state == WS_READY && w->recycle_reason == REASON_NONE &&
+		    (largest == NULL || w->memory > largest->memory))
+			largest = w;
+	}
+	if (p->cg != NULL)
+		(void)cgroup_memory_usage(p->cg, &total);
+	if (total <= p->cfg->pool_recycle_memory || largest == NULL)
+		return;
+	snprintf(detail, sizeof detail, "pool %s > pool_recycle_memory %s, "
+	    "largest worker %s %s", fmt_size(total, a, sizeof a),
+	    fmt_size(p->cfg->pool_recycle_memory, b, sizeof b),
+	    metric_label(largest), fmt_size(largest->memory, c, sizeof c));
+	pool_want_recycle(p, largest, REASON_POOL_MEMORY, detail);
+}
+
 static void
 pool_more_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
@@ -571,13 +604,21 @@ pool_sample_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	TAILQ_FOREACH_SAFE(w, &p->workers, entry, next)
 		if (w->state == WS_READY)
 			pool_check_worker(p, w, now);
+	if (p->cfg->pool_recycle_memory != 0)
+		pool_check_total(p);
 }
 
+/* A kernel threshold event (or its confirming timer): sample now, and
+ * confirm quickly rather than at the next sweep. */
 void
 pool_worker_event(struct pool *p, struct worker *w)
 {
-	if (w->state == WS_READY)
-		pool_check_worker(p, w, mono_now());
+	if (w->state != WS_READY)
+		return;
+	pool_check_worker(p, w, mono_now());
+	if (w->state == WS_READY && w->over_count > 0 &&
+	    w->recycle_reason == REASON_NONE)
+		worker_confirm_soon(w);
 }
 
 /* ---- worker callbacks ---- */
@@ -667,7 +708,7 @@ pool_worker_exited(struct pool *p, struct worker *w, int status)
 {
 	double now = mono_now(), up = worker_uptime(w, now);
 	bool expected = w->state == WS_DRAINING || w->state == WS_KILLED;
-	bool failure = !expected || w->failed;
+	bool failure = !expected || w->failed, oom = false;
 	struct event e = { .slot = (int)w->slot, .pid = w->pid,
 		.status = status, .uptime_s = up, .tasks = w->tasks,
 		.memory = w->memory, .peak = w->peak };
@@ -679,7 +720,9 @@ pool_worker_exited(struct pool *p, struct worker *w, int status)
 	units_format_duration((uint64_t)(up * 1000), upt, sizeof upt);
 	/* The peak in the pool's metric when it was ever measured exactly,
 	 * else the rss bound that kept it from being measured. */
-	if (w->peak != 0 || w->peak_rss == 0)
+	if (w->peak == 0 && w->peak_rss == 0)
+		snprintf(pk, sizeof pk, "not sampled");
+	else if (w->peak != 0)
 		snprintf(pk, sizeof pk, "%s", fmt_size(w->peak, sz, sizeof sz));
 	else
 		snprintf(pk, sizeof pk, "rss %s", fmt_size(w->peak_rss, sz,
@@ -689,13 +732,33 @@ pool_worker_exited(struct pool *p, struct worker *w, int status)
 	    w->stop_reason : REASON_CRASH) : w->stop_reason;
 	ctx.reason = reason_name(e.reason);
 
+	/* The kernel's OOM killer, within its group's memory_max. */
+	if (w->cg != NULL && cgroup_oom_kills(w->cg) > w->oom_kills &&
+	    WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL && !expected) {
+		char lim[16];
+
+		oom = true;
+		failure = w->ready_mono == 0;	/* a start-up OOM loops */
+		e.reason = REASON_OOM;
+		ctx.reason = "oom";
+		p->recycles[REASON_OOM]++;
+		log_ctx(LOG_WARNING, &ctx, "killed by the kernel OOM killer "
+		    "(memory_max %s), uptime %s, tasks %llu, peak %s",
+		    fmt_size(w->cfg->memory_max, lim, sizeof lim), upt,
+		    (unsigned long long)w->tasks, pk);
+	}
+
 	/* Unlink it from the replacement relation. */
 	if (w->replaced_by != NULL)
 		w->replaced_by->replaces = NULL;
 	if (w->replaces != NULL)
 		w->replaces->replaced_by = NULL;
 
-	if (!failure) {
+	if (oom && !failure) {
+		e.kind = "oom";
+		snprintf(e.detail, sizeof e.detail, "killed by the kernel OOM "
+		    "killer");
+	} else if (!failure) {
 		log_ctx(LOG_INFO, &ctx, "%s (reason %s, uptime %s, tasks %llu, "
 		    "peak %s)", st, reason_name(w->stop_reason), upt,
 		    (unsigned long long)w->tasks, pk);
@@ -710,7 +773,7 @@ pool_worker_exited(struct pool *p, struct worker *w, int status)
 			e.kind = "exit";
 		}
 	} else {
-		e.kind = "crash";
+		e.kind = oom ? "oom" : "crash";
 		if (w->ready_mono == 0)
 			p->failed_starts++;
 		p->crashes++;
@@ -978,6 +1041,8 @@ pool_apply(struct pool *p, struct config *snap, const struct pool_config *cfg,
 	 * starting are seen to when they become ready. */
 	TAILQ_FOREACH_SAFE(w, &p->workers, entry, next) {
 		worker_set_limits(w, cfg);
+		if (w->state == WS_READY && w->recycle_reason == REASON_NONE)
+			worker_arm_events(w);
 		if (respawn)
 			pool_want_recycle(p, w, REASON_RELOAD,
 			    "configuration changed");

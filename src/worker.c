@@ -124,9 +124,79 @@ worker_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		kill_tree(w);
 		break;
 	case WS_READY:
+		/* A confirming sample after a threshold event. */
+		pool_worker_event(w->pool, w);
+		break;
 	case WS_KILLED:
 		break;
 	}
+}
+
+static void
+worker_cg_event_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct worker *w = io->data;
+
+	(void)loop;
+	(void)revents;
+	if (cgroup_threshold_consume(w->cg))
+		pool_worker_event(w->pool, w);
+}
+
+void
+worker_arm_events(struct worker *w)
+{
+	struct ev_loop *loop = w->pool->rd->loop;
+	enum mem_metric metric = w->cfg->memory_metric;
+	uint64_t bytes = policy_prefilter(&w->limits);
+	bool use_high;
+	int fd;
+
+	if (w->cg == NULL)
+		return;
+	ev_io_stop(loop, &w->cg_event);
+	/* memory.high doubles as the v2 event source, but it throttles a
+	 * worker over it: only where the operator set no memory.high and the
+	 * metric is the cgroup's own (so crossing it means recycling). */
+	use_high = w->cfg->memory_high == 0 && w->recycle_reason == REASON_NONE &&
+	    (metric == METRIC_CGROUP || metric == METRIC_CGROUP_ANON);
+	if (w->recycle_reason != REASON_NONE)
+		bytes = 0;
+	if ((fd = cgroup_threshold_arm(w->cg, bytes, use_high)) == -1) {
+		if (bytes != 0 && errno != 0)
+			wlog(w, LOG_DEBUG, "no cgroup threshold events: %s",
+			    strerror(errno));
+		return;
+	}
+	w->high_armed = use_high;
+	ev_io_init(&w->cg_event, worker_cg_event_cb, fd, EV_READ);
+	w->cg_event.data = w;
+	ev_io_start(loop, &w->cg_event);
+}
+
+void
+worker_disarm_events(struct worker *w)
+{
+	if (w->cg == NULL)
+		return;
+	ev_io_stop(w->pool->rd->loop, &w->cg_event);
+	(void)cgroup_threshold_arm(w->cg, 0, false);
+	if (w->high_armed) {
+		/* Do not throttle it while it drains. */
+		(void)cgroup_set_high(w->cg, w->cfg->memory_high);
+		w->high_armed = false;
+	}
+}
+
+void
+worker_confirm_soon(struct worker *w)
+{
+	struct ev_loop *loop = w->pool->rd->loop;
+
+	if (w->state != WS_READY || ev_is_active(&w->timer))
+		return;
+	ev_timer_set(&w->timer, 0.010, 0.0);
+	ev_timer_start(loop, &w->timer);
 }
 
 /*
@@ -195,6 +265,7 @@ worker_spawn(struct pool *p, unsigned int slot, unsigned int gen,
 	w->child.data = w;
 	ev_init(&w->timer, worker_timer_cb);
 	w->timer.data = w;
+	ev_io_init(&w->cg_event, worker_cg_event_cb, -1, EV_READ);
 
 	if (p->cg != NULL)
 		w->cg = cgroup_worker_open(p->cg, slot, gen, cfg->memory_high,
@@ -289,6 +360,7 @@ worker_set_ready(struct worker *w)
 	ev_timer_stop(w->pool->rd->loop, &w->timer);
 	worker_set_state(w, WS_READY);
 	wlog(w, LOG_INFO, "ready after %.3fs", w->ready_mono - w->spawn_mono);
+	worker_arm_events(w);
 }
 
 void
@@ -312,6 +384,7 @@ worker_drain(struct worker *w, enum reason why, uint64_t timeout_ms)
 	}
 	w->stop_reason = why;
 	ev_timer_stop(loop, &w->timer);
+	worker_disarm_events(w);
 	worker_set_state(w, WS_DRAINING);
 	if (why != REASON_STOPPING &&
 	    kill(w->pid, w->cfg->drain_signal) == -1 && errno != ESRCH)
@@ -327,6 +400,7 @@ worker_kill(struct worker *w, enum reason why)
 	if (w->state != WS_DRAINING || w->stop_reason == REASON_NONE)
 		w->stop_reason = why;
 	ev_timer_stop(w->pool->rd->loop, &w->timer);
+	worker_disarm_events(w);
 	worker_set_state(w, WS_KILLED);
 	kill_tree(w);
 }

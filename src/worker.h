@@ -81,6 +81,8 @@ struct worker {
 	bool		 failed;	/* failed start (exec, ready_timeout) */
 
 	struct cgroup	*cg;		/* its group, or NULL */
+	bool		 high_armed;	/* memory.high set as the event source */
+	uint64_t	 oom_kills;	/* kernel OOM kills seen in its group */
 	ev_child	 child;
 	ev_timer	 timer;
 	ev_io		 cg_event;	/* threshold events (cgroup) */
@@ -104,6 +106,12 @@ void		 worker_drain(struct worker *, enum reason, uint64_t timeout_ms);
 void		 worker_kill(struct worker *, enum reason);
 /* SIGKILL what is left of its process group after it was reaped. */
 void		 worker_kill_leftovers(struct worker *);
+/* Watch the cgroup threshold for the lowest limit in force (at ready, and
+ * when limits change); disarm when it is being recycled. */
+void		 worker_arm_events(struct worker *);
+void		 worker_disarm_events(struct worker *);
+/* Sample again in 10 ms (after an event, to confirm quickly). */
+void		 worker_confirm_soon(struct worker *);
 /* Recompute the jittered limits from cfg (at spawn and on reload). */
 void		 worker_set_limits(struct worker *, const struct pool_config *);
 
