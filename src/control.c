@@ -54,6 +54,7 @@
 #define ACCEPT_PAUSE_S		1.0	/* after EMFILE and the like */
 #define FULL_LOG_INTERVAL_S	10.0	/* "too many clients" log rate */
 #define READ_CHUNK		4096
+#define REQUESTS_PER_TURN	4	/* then let the loop serve others */
 
 #define STR_(x)			#x
 #define STR(x)			STR_(x)
@@ -68,6 +69,11 @@ struct client {
 	int		 fd;
 	struct control_peer peer;
 	bool		 refusal_logged;	/* once per connection */
+
+	/* Bytes read and not yet looked at: rbuf[rbuf_off, rbuf_len). */
+	char		 rbuf[READ_CHUNK];
+	size_t		 rbuf_off;
+	size_t		 rbuf_len;
 
 	/* The request being read: a line and room for its NUL. */
 	char		 in[CONTROL_LINE_MAX + 1];
@@ -84,6 +90,7 @@ struct client {
 	ev_io		 rio;
 	ev_io		 wio;
 	ev_timer	 idle;
+	ev_timer	 more;		/* rbuf has more: next loop turn */
 };
 
 struct control {
@@ -218,17 +225,19 @@ add(json_object *o, const char *key, json_object *v)
 	json_object_object_add(o, key, v);
 }
 
+/* As int64: json-c before 0.14 has no uint64, and no count or size of
+ * ours comes near 2^63. */
 static json_object *
 j_u64(uint64_t v)
 {
-	return json_object_new_uint64(v);
+	return json_object_new_int64(v > INT64_MAX ? INT64_MAX : (int64_t)v);
 }
 
 /* 0 means "off" or "not known" for limits and readings. */
 static json_object *
 j_u64_or_null(uint64_t v)
 {
-	return v ? json_object_new_uint64(v) : NULL;
+	return v ? j_u64(v) : NULL;
 }
 
 /* A double with a fixed number of decimals (json-c would print 17). */
@@ -708,6 +717,7 @@ client_free(struct client *c)
 	ev_io_stop(loop, &c->rio);
 	ev_io_stop(loop, &c->wio);
 	ev_timer_stop(loop, &c->idle);
+	ev_timer_stop(loop, &c->more);
 	close(c->fd);
 	TAILQ_REMOVE(&ctl->clients, c, entry);
 	ctl->nclients--;
@@ -826,15 +836,23 @@ client_request(struct client *c)
 	free(answer);
 }
 
-/* Split what was read into lines; a line too long is answered once and
- * its rest skipped up to the next newline. */
+/*
+ * Split what was read into lines and answer them, at most
+ * REQUESTS_PER_TURN at a time: a client that pipelines many costly
+ * requests must not keep the loop from the others. A line too long is
+ * answered once and its rest skipped up to the next newline.
+ */
 static void
-client_feed(struct client *c, const char *buf, size_t n)
+client_feed(struct client *c)
 {
-	const char *nl;
-	size_t len;
+	const char *buf, *nl;
+	size_t len, n;
+	int answered = 0;
 
-	while (n > 0 && client_pending(c) <= CONTROL_OUTPUT_MAX) {
+	while (c->rbuf_off < c->rbuf_len && answered < REQUESTS_PER_TURN &&
+	    client_pending(c) <= CONTROL_OUTPUT_MAX) {
+		buf = c->rbuf + c->rbuf_off;
+		n = c->rbuf_len - c->rbuf_off;
 		nl = memchr(buf, '\n', n);
 		len = nl ? (size_t)(nl - buf) : n;
 		if (c->discarding) {
@@ -843,6 +861,7 @@ client_feed(struct client *c, const char *buf, size_t n)
 			client_reply(c, "{\"ok\":false,\"error\":\"request "
 			    "line longer than " STR(CONTROL_LINE_MAX)
 			    " bytes\"}");
+			answered++;
 			c->in_len = 0;
 			c->discarding = nl == NULL;
 		} else {
@@ -850,24 +869,47 @@ client_feed(struct client *c, const char *buf, size_t n)
 			c->in_len += len;
 			if (nl != NULL) {
 				client_request(c);
+				answered++;
 				c->in_len = 0;
 			}
 		}
-		len += nl != NULL;
-		buf += len;
-		n -= len;
+		c->rbuf_off += len + (nl != NULL);
 	}
+}
+
+/* Answer what can be answered this turn, then send. May free c. */
+static void
+client_work(struct client *c)
+{
+	struct ev_loop *loop = c->ctl->rd->loop;
+
+	client_feed(c);
+	if (c->rbuf_off < c->rbuf_len) {
+		/* Read nothing more until the rest is answered. */
+		ev_io_stop(loop, &c->rio);
+		ev_timer_start(loop, &c->more);
+	} else if (!c->eof) {
+		ev_io_start(loop, &c->rio);
+	}
+	(void)client_flush(c);		/* may free c */
+}
+
+static void
+client_more_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)revents;
+	client_work(t->data);		/* may free it */
 }
 
 static void
 client_read_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct client *c = io->data;
-	char buf[READ_CHUNK];
 	ssize_t n;
 
 	(void)revents;
-	n = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT);
+	n = recv(c->fd, c->rbuf, sizeof c->rbuf, MSG_DONTWAIT);
 	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK ||
 	    errno == EINTR))
 		return;
@@ -879,6 +921,8 @@ client_read_cb(struct ev_loop *loop, ev_io *io, int revents)
 		return;
 	}
 	ev_timer_again(loop, &c->idle);
+	c->rbuf_off = 0;
+	c->rbuf_len = (size_t)n;
 	if (n == 0) {
 		/* Half-closed: answer what was asked, then hang up. A last
 		 * line without its newline still counts. */
@@ -887,10 +931,8 @@ client_read_cb(struct ev_loop *loop, ev_io *io, int revents)
 		if (c->in_len > 0 && !c->discarding)
 			client_request(c);
 		c->in_len = 0;
-	} else {
-		client_feed(c, buf, (size_t)n);
 	}
-	(void)client_flush(c);		/* may free c */
+	client_work(c);			/* may free c */
 }
 
 static void
@@ -990,7 +1032,8 @@ client_new(struct control *ctl, int fd)
 	ev_io_init(&c->wio, client_write_cb, fd, EV_WRITE);
 	ev_init(&c->idle, client_idle_cb);
 	c->idle.repeat = CONTROL_IDLE_S;
-	c->rio.data = c->wio.data = c->idle.data = c;
+	ev_timer_init(&c->more, client_more_cb, 0.0, 0.0);
+	c->rio.data = c->wio.data = c->idle.data = c->more.data = c;
 	TAILQ_INSERT_TAIL(&ctl->clients, c, entry);
 	ctl->nclients++;
 	ev_io_start(loop, &c->rio);

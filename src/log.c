@@ -71,6 +71,12 @@ log_set_level(int max_level)
 	logger.max_level = max_level;
 }
 
+bool
+log_to_journal(void)
+{
+	return logger.journal;
+}
+
 int
 log_get_level(void)
 {

@@ -11,6 +11,7 @@
 #define RECYCLERD_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <syslog.h>
 #include <sys/types.h>
@@ -33,6 +34,8 @@ enum log_target { LOG_TARGET_AUTO, LOG_TARGET_STDERR, LOG_TARGET_JOURNAL };
 
 void	log_init(enum log_target, int max_level);
 void	log_set_level(int max_level);
+/* True when lines go to the journal (then worker output goes there too). */
+bool	log_to_journal(void);
 int	log_get_level(void);
 /* Parse "debug", "info", "notice", "warning", "err"; -1 if unknown. */
 int	log_level_parse(const char *);

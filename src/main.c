@@ -265,14 +265,20 @@ recyclerd_check(struct recyclerd *rd)
 			empty = false;
 	}
 	if (rd->stopping) {
-		if (empty)
+		if (empty) {
+			rd->done = true;
 			ev_break(rd->loop, EVBREAK_ALL);
+		}
 		return;
 	}
 	if (settled && !rd->reported_ready) {
 		rd->reported_ready = true;
 		log_info("ready: all pools are up");
 		service_status(rd, "READY=1");
+		rd->status_mono = mono_now();
+	} else if (rd->reported_ready && mono_now() - rd->status_mono >= 1.0) {
+		service_status(rd, NULL);	/* at most once a second */
+		rd->status_mono = mono_now();
 	}
 }
 
@@ -583,6 +589,7 @@ main(int argc, char **argv)
 	const char *why = NULL;
 	uint64_t wd_usec = 0;
 	char *path, *instance;
+	const char *e;
 	struct pool *p;
 
 	args_parse(argc, argv, &a);
@@ -609,6 +616,11 @@ main(int argc, char **argv)
 	srandom((unsigned int)(rd.pid ^ (pid_t)mono_usec()));
 	LIST_INIT(&rd.pools);
 	LIST_INIT(&rd.outputs);
+	if ((e = getenv("RECYCLERD_NO_PREFILTER")) != NULL && strcmp(e, "1") == 0) {
+		rd.no_prefilter = true;
+		log_warn("RECYCLERD_NO_PREFILTER=1: reading smaps_rollup at "
+		    "every sample (for benchmarks)");
+	}
 
 	/* Sockets systemd passed us, before anything else opens a fd. */
 	listen_adopt_systemd();
@@ -662,7 +674,8 @@ main(int argc, char **argv)
 	/* Workers last; READY=1 goes out once every pool has settled. */
 	start_pools(&rd);
 	recyclerd_check(&rd);
-	ev_run(rd.loop, 0);
+	if (!rd.done)			/* a refused start may be over already */
+		ev_run(rd.loop, 0);
 
 	/* Orderly exit: everything freed, so valgrind reports real leaks. */
 	log_info("stopped");

@@ -207,15 +207,31 @@ render_workers(FILE *f, struct recyclerd *rd, double now)
 
 	family(f, "recyclerd_worker_memory_bytes", "gauge",
 	    "Memory of the worker's process tree at its last sample; "
-	    "metric=\"memory\" is the value the pool's memory_metric compares.");
+	    "metric=\"memory\" is the value the pool's memory_metric compares "
+	    "(an RSS upper bound while recyclerd_worker_memory_exact is 0).");
 	LIST_FOREACH(p, &rd->pools, entry)
 		TAILQ_FOREACH(w, &p->workers, entry)
 			render_memory(f, w);
 
-	family(f, "recyclerd_worker_peak_bytes", "gauge",
-	    "Highest memory the worker reached, in the pool's metric.");
+	/* Below the lowest threshold a pss/uss pool reads only statm. */
+	family(f, "recyclerd_worker_memory_exact", "gauge",
+	    "1 when metric=\"memory\" was read in the pool's memory_metric "
+	    "at the last sample, 0 when it is the RSS upper bound.");
 	LIST_FOREACH(p, &rd->pools, entry)
 		TAILQ_FOREACH(w, &p->workers, entry) {
+			if (w->memory == 0)
+				continue;
+			worker_begin(f, "recyclerd_worker_memory_exact", w);
+			put_u64(f, w->memory_exact);
+		}
+
+	family(f, "recyclerd_worker_peak_bytes", "gauge",
+	    "Highest exact reading of the worker in the pool's metric; absent "
+	    "until there is one.");
+	LIST_FOREACH(p, &rd->pools, entry)
+		TAILQ_FOREACH(w, &p->workers, entry) {
+			if (w->peak == 0)
+				continue;
 			worker_begin(f, "recyclerd_worker_peak_bytes", w);
 			put_u64(f, w->peak);
 		}

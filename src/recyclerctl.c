@@ -276,13 +276,22 @@ jnum(json_object *o, const char *key, double *d)
 	return true;
 }
 
+/* A count or a size; 0 when absent, null or negative. */
+static uint64_t
+jcount(json_object *v)
+{
+	int64_t n;
+
+	if (v == NULL || !json_object_is_type(v, json_type_int))
+		return 0;
+	n = json_object_get_int64(v);
+	return n > 0 ? (uint64_t)n : 0;
+}
+
 static uint64_t
 ju64(json_object *o, const char *key)
 {
-	json_object *v = jget(o, key);
-
-	return v && json_object_is_type(v, json_type_int) ?
-	    json_object_get_uint64(v) : 0;
+	return jcount(jget(o, key));
 }
 
 /* Text from the daemon, control characters masked (it may come from a
@@ -458,11 +467,11 @@ print_pool(FILE *f, json_object *p)
 	    ju64(p, "ready"), ju64(p, "desired"), ju64(p, "recycles_total"));
 	if (rec != NULL && json_object_is_type(rec, json_type_object)) {
 		json_object_object_foreach(rec, key, val) {
-			if (json_object_get_uint64(val) == 0)
+			if (jcount(val) == 0)
 				continue;
 			fprintf(f, "%s", sep);
 			put_clean(f, key, false);
-			fprintf(f, " %" PRIu64, json_object_get_uint64(val));
+			fprintf(f, " %" PRIu64, jcount(val));
 			sep = ", ";
 		}
 		if (*sep == ',')

@@ -52,9 +52,13 @@ struct recyclerd {
 	ev_signal	 sig[6];
 	ev_timer	 watchdog;	/* WATCHDOG=1 to systemd */
 	bool		 stopping;	/* SIGTERM/SIGINT received */
+	bool		 done;		/* stopping, and every worker is gone */
 	bool		 reported_ready; /* READY=1 sent to systemd */
 	int		 exit_code;	/* of main(), 0 unless start-up failed */
+	bool		 no_prefilter;	/* RECYCLERD_NO_PREFILTER=1: read
+					 * smaps_rollup every sample (bench) */
 	double		 started_mono;
+	double		 status_mono;	/* last STATUS= to systemd */
 };
 
 /* Reload the configuration from disk; 0, or -1 if it was refused (the

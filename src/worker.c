@@ -15,6 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <systemd/sd-journal.h>
+
 #include "cgroup.h"
 #include "config.h"
 #include "guard.h"
@@ -271,8 +273,18 @@ worker_spawn(struct pool *p, unsigned int slot, unsigned int gen,
 		w->cg = cgroup_worker_open(p->cg, slot, gen, cfg->memory_high,
 		    cfg->memory_max);
 	env = worker_env(w, p, req.pid_vars);
-	if (pipe2(out, O_CLOEXEC) == -1 || pipe2(err, O_CLOEXEC) == -1)
+	if (log_to_journal()) {
+		/* Straight into the journal, one identifier per pool. */
+		char ident[64];
+
+		snprintf(ident, sizeof ident, "recyclerd/%s", p->name);
+		out[1] = sd_journal_stream_fd(ident, LOG_INFO, 1);
+		err[1] = sd_journal_stream_fd(ident, LOG_WARNING, 1);
+		out[1] = out[1] < 0 ? -1 : out[1];
+		err[1] = err[1] < 0 ? -1 : err[1];
+	} else if (pipe2(out, O_CLOEXEC) == -1 || pipe2(err, O_CLOEXEC) == -1) {
 		log_warn_errno("pool %s: unable to make output pipes", p->name);
+	}
 	req.argv = cfg->argv;
 	req.envp = env;
 	req.directory = cfg->directory;
@@ -386,10 +398,16 @@ worker_drain(struct worker *w, enum reason why, uint64_t timeout_ms)
 	ev_timer_stop(loop, &w->timer);
 	worker_disarm_events(w);
 	worker_set_state(w, WS_DRAINING);
-	if (why != REASON_STOPPING &&
-	    kill(w->pid, w->cfg->drain_signal) == -1 && errno != ESRCH)
-		wlog(w, LOG_WARNING, "unable to send %s: %s",
-		    units_signal_name(w->cfg->drain_signal), strerror(errno));
+	if (why != REASON_STOPPING) {
+		if (kill(w->pid, w->cfg->drain_signal) == -1 && errno != ESRCH)
+			wlog(w, LOG_WARNING, "unable to send %s: %s",
+			    units_signal_name(w->cfg->drain_signal),
+			    strerror(errno));
+		/* For latency measurements (bench/): -v shows it. */
+		wlog(w, LOG_DEBUG, "sent %s at monotonic %lluus",
+		    units_signal_name(w->cfg->drain_signal),
+		    (unsigned long long)mono_usec());
+	}
 	ev_timer_set(&w->timer, (double)timeout_ms / 1000.0, 0.0);
 	ev_timer_start(loop, &w->timer);
 }
@@ -442,7 +460,7 @@ worker_sample(struct worker *w, double now, bool force_smaps)
 		if (metric == METRIC_RSS) {
 			w->memory = s.rss;
 			w->memory_exact = true;
-		} else if (force_smaps ||
+		} else if (force_smaps || w->pool->rd->no_prefilter ||
 		    (floor_bytes != 0 && s.rss >= floor_bytes)) {
 			/* Only near a limit is the page-table walk worth it:
 			 * uss <= pss <= rss. */

@@ -375,8 +375,15 @@ def metric(samples, name, **labels):
 def test_metrics_exposition(recyclerd):
     start(recyclerd, recycle_memory="500M")
     pids = recyclerd.workers()
-    text = ok(recyclerd, "metrics")["metrics"]
-    s, typed = parse_metrics(text)
+
+    def sampled():
+        # Right after READY=1 a worker may not have been sampled yet.
+        s, typed = parse_metrics(ok(recyclerd, "metrics")["metrics"])
+        have = {dict(k[1]).get("pid") for k in s
+                if k[0] == "recyclerd_worker_memory_bytes"}
+        return (s, typed) if have >= {str(p) for p in pids.values()} \
+            else None
+    s, typed = wait_for(sampled, 5, what="every worker sampled")
     assert typed["recyclerd_recycles_total"] == "counter"
     assert typed["recyclerd_workers"] == "gauge"
     for reason in ("memory", "kill_memory", "tasks", "lifetime", "manual",
@@ -537,6 +544,7 @@ def test_a_client_that_never_reads_is_dropped(recyclerd):
             t0 = time.monotonic()
             assert other.request("version")["ok"]
             worst = max(worst, time.monotonic() - t0)
+    print(f"worst latency {worst:.3f}s after {sent} requests")
     assert dropped, f"still connected after {sent} unread requests"
     assert worst < 1.0 * rd.SLOW, f"another client waited {worst:.2f}s"
     recyclerd.wait_log(r"control: uid 0 pid \d+: disconnecting a client "

@@ -5,6 +5,10 @@
 #
 #   tests/vm/run.sh [PAYLOAD]       PAYLOAD: shell script run as /test.sh
 #                                   (default tests/vm/payload.sh)
+#
+# The daemon's suite (`make check-vm` runs it this way):
+#   VM_EXTRA="src/recyclerd=/recyclerd src/recyclerctl=/recyclerctl \
+#       tests/helpers/cworker=/cworker" tests/vm/run.sh
 # Environment:
 #   VM_EXTRA="SRC[=DEST] ..."  more files or directories for the guest, at
 #                              DEST (default: SRC's absolute path on the
@@ -18,7 +22,9 @@
 # disabled, runs /test.sh and powers off. Its console goes to
 # tests/vm/build/console.log, the part between the markers to stdout; guest
 # /dev/ttyS1 lands in tests/vm/build/ttyS1.out. Built-in test programs:
-# /cgtest_v2 (tests/vm/cgtest_v2.c + src/cgroup.c, static).
+# /cgtest_v2 (tests/vm/cgtest_v2.c + src/cgroup.c, static); scripts:
+# /daemon_v2.sh (the daemon's suite, which payload.sh runs when /recyclerd
+# is in the guest).
 # Exit: the payload's status; 77 (skip) without qemu-system-x86_64 or when
 # the kernel cannot be fetched; 99 when the guest gave no result.
 set -eu
@@ -82,6 +88,7 @@ mkdir -p "$R/bin" "$R/sbin" "$R/dev" "$R/proc" "$R/sys" "$R/tmp" "$R/run" \
 cp "$BUSYBOX" "$R/bin/busybox"
 cp "$B/cgtest_v2" "$R/cgtest_v2"
 cp "$PAYLOAD" "$R/test.sh"
+cp "$HERE/daemon_v2.sh" "$R/daemon_v2.sh"
 
 # copy_libs FILE: the shared objects a dynamic ELF file needs, from the host
 copy_libs() {
