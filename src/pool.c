@@ -482,6 +482,43 @@ pool_baseline(struct pool *p, struct worker *w, double now)
 	}
 }
 
+/*
+ * A worker that stopped sending WATCHDOG=1 is hung: it cannot drain, so its
+ * tree is killed at once and the slot respawned. Counted as a recycle.
+ */
+static void
+pool_watchdog_kill(struct pool *p, struct worker *w, const char *why)
+{
+	struct log_ctx ctx = worker_ctx(w);
+
+	if (w->state != WS_READY && w->state != WS_STARTING)
+		return;
+	ctx.reason = "watchdog";
+	log_ctx(LOG_WARNING, &ctx, "recycling (watchdog): %s, killing it",
+	    why);
+	snprintf(w->recycle_detail, sizeof w->recycle_detail, "%s", why);
+	if (w->replaced_by != NULL) {
+		w->replaced_by->replaces = NULL;
+		w->replaced_by = NULL;
+	}
+	worker_kill(w, REASON_WATCHDOG);
+	pool_reconcile(p);
+}
+
+static void
+pool_check_watchdog(struct pool *p, struct worker *w, double now)
+{
+	double last = w->watchdog_mono > w->ready_mono ? w->watchdog_mono :
+	    w->ready_mono;
+	char d[32], why[96];
+
+	if (now - last < (double)w->cfg->watchdog_ms / 1000.0)
+		return;
+	snprintf(why, sizeof why, "no WATCHDOG=1 for %s",
+	    units_format_duration(w->cfg->watchdog_ms, d, sizeof d));
+	pool_watchdog_kill(p, w, why);
+}
+
 /* One sample of one ready worker and what follows from it. */
 static void
 pool_check_worker(struct pool *p, struct worker *w, double now)
@@ -601,9 +638,14 @@ pool_sample_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	double now = mono_now();
 
 	(void)revents;
-	TAILQ_FOREACH_SAFE(w, &p->workers, entry, next)
+	TAILQ_FOREACH_SAFE(w, &p->workers, entry, next) {
+		if (w->state != WS_READY)
+			continue;
+		if (w->cfg->watchdog_ms != 0)
+			pool_check_watchdog(p, w, now);
 		if (w->state == WS_READY)
 			pool_check_worker(p, w, now);
+	}
 	if (p->cfg->pool_recycle_memory != 0)
 		pool_check_total(p);
 }
@@ -881,11 +923,11 @@ pool_notify_assign(void *arg, const char *key, const char *value)
 		pool_reconcile(p);
 	} else if (strcmp(key, "WATCHDOG") == 0) {
 		w->watchdog_mono = mono_now();
-		if (strcmp(value, "trigger") == 0) {
-			wlog(w, LOG_WARNING, "worker sent WATCHDOG=trigger");
-			pool_want_recycle(p, w, REASON_WATCHDOG,
-			    "worker sent WATCHDOG=trigger");
-		}
+		if (strcmp(value, "trigger") == 0)
+			pool_watchdog_kill(p, w, "worker sent WATCHDOG=trigger");
+		else if (strcmp(value, "1") != 0)
+			wlog(w, LOG_WARNING, "notify: ignored WATCHDOG=%.32s "
+			    "(expected WATCHDOG=1 or WATCHDOG=trigger)", value);
 	} else if (strcmp(key, "MAINPID") == 0 || strcmp(key, "ERRNO") == 0 ||
 	    strcmp(key, "BUSERROR") == 0 || strcmp(key, "EXIT_STATUS") == 0 ||
 	    strcmp(key, "RELOADING") == 0 || strcmp(key, "MONOTONIC_USEC") == 0 ||
