@@ -62,32 +62,6 @@ sidset_has(const struct sidset *s, pid_t sid)
 	return 0;
 }
 
-/* Session id of pid from /proc/PID/stat (field 6), or -1. */
-static pid_t
-proc_sid(const char *pid)
-{
-	char path[64], buf[512], *p;
-	int pgrp, sid, ppid, fd;
-	char state;
-	ssize_t n;
-
-	snprintf(path, sizeof path, "/proc/%s/stat", pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return -1;
-	n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	/* The command name may hold spaces and parentheses: skip past the
-	 * last ')'. */
-	if ((p = strrchr(buf, ')')) == NULL)
-		return -1;
-	if (sscanf(p + 1, " %c %d %d %d", &state, &ppid, &pgrp, &sid) != 4)
-		return -1;
-	return sid;
-}
-
 /* Kill every process whose session is in the set; returns how many. */
 static int
 sweep(const struct sidset *s)
@@ -105,8 +79,8 @@ sweep(const struct sidset *s)
 	while ((de = readdir(d)) != NULL) {
 		if (de->d_name[0] < '1' || de->d_name[0] > '9')
 			continue;
-		sid = proc_sid(de->d_name);
-		if (sid > 0 && sidset_has(s, sid) &&
+		if (proc_stat_ids((pid_t)atoi(de->d_name), NULL, NULL,
+		    &sid) == 0 && sid > 0 && sidset_has(s, sid) &&
 		    kill((pid_t)atoi(de->d_name), SIGKILL) == 0)
 			killed++;
 	}

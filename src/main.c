@@ -151,27 +151,6 @@ pidmap_get(struct recyclerd *rd, pid_t pid)
 
 /* ---- the workers' notify socket ---- */
 
-static pid_t
-proc_ppid(pid_t pid)
-{
-	char path[64], buf[512], *p;
-	int ppid = -1, fd;
-	ssize_t n;
-
-	snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return -1;
-	n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	if ((p = strrchr(buf, ')')) == NULL ||
-	    sscanf(p + 1, " %*c %d", &ppid) != 1)
-		return -1;
-	return ppid;
-}
-
 /* The worker that pid is, or descends from; NULL if none. */
 static struct worker *
 worker_of_pid(struct recyclerd *rd, pid_t pid)
@@ -182,7 +161,8 @@ worker_of_pid(struct recyclerd *rd, pid_t pid)
 	for (depth = 0; depth < 16 && pid > 1 && pid != rd->pid; depth++) {
 		if ((w = pidmap_get(rd, pid)) != NULL)
 			return w;
-		pid = proc_ppid(pid);
+		if (proc_stat_ids(pid, &pid, NULL, NULL) == -1)
+			return NULL;
 	}
 	return NULL;
 }

@@ -162,6 +162,35 @@ read_fd_at0(int fd, char *buf, size_t size)
 }
 
 int
+proc_stat_ids(pid_t pid, pid_t *ppid, pid_t *pgrp, pid_t *sid)
+{
+	char path[64], buf[512], *p;
+	int pp, pg, si, fd;
+	ssize_t n;
+
+	snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	/* The command name may hold spaces and parentheses: skip past the
+	 * last ')'. */
+	if ((p = strrchr(buf, ')')) == NULL ||
+	    sscanf(p + 1, " %*c %d %d %d", &pp, &pg, &si) != 3)
+		return -1;
+	if (ppid != NULL)
+		*ppid = pp;
+	if (pgrp != NULL)
+		*pgrp = pg;
+	if (sid != NULL)
+		*sid = si;
+	return 0;
+}
+
+int
 fd_set_nonblock(int fd)
 {
 	int fl = fcntl(fd, F_GETFL);

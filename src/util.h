@@ -54,6 +54,12 @@ char	**strv_dup(char *const *);
  */
 ssize_t	 read_fd_at0(int fd, char *buf, size_t size);
 
+/*
+ * Parent, process group and session of pid from /proc/PID/stat; 0, or -1
+ * if it is gone or unreadable. Any output pointer may be NULL.
+ */
+int	 proc_stat_ids(pid_t pid, pid_t *ppid, pid_t *pgrp, pid_t *sid);
+
 /* Set O_NONBLOCK on fd; 0 or -1 with errno set. */
 int	 fd_set_nonblock(int fd);
 
