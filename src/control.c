@@ -55,6 +55,7 @@
 #define FULL_LOG_INTERVAL_S	10.0	/* "too many clients" log rate */
 #define READ_CHUNK		4096
 #define REQUESTS_PER_TURN	4	/* then let the loop serve others */
+#define OUT_KEEP		65536	/* output buffer kept between answers */
 
 #define STR_(x)			#x
 #define STR(x)			STR_(x)
@@ -786,6 +787,11 @@ client_flush(struct client *c)
 		ev_timer_again(loop, &c->idle);
 	if (client_pending(c) == 0) {
 		c->out_off = c->out_len = 0;
+		if (c->out_cap > OUT_KEEP) {	/* a big answer is gone */
+			free(c->out);
+			c->out = NULL;
+			c->out_cap = 0;
+		}
 		ev_io_stop(loop, &c->wio);
 		if (c->eof) {
 			client_free(c);

@@ -7,12 +7,15 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -88,15 +91,74 @@ sweep(const struct sidset *s)
 	return killed;
 }
 
+/* SIGKILL every process listed in dir/cgroup.procs; returns how many. */
+static int
+kill_procs(const char *dir)
+{
+	char path[PATH_MAX];
+	int killed = 0;
+	long pid;
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/cgroup.procs", dir);
+	if ((f = fopen(path, "re")) == NULL)
+		return 0;
+	while (fscanf(f, "%ld", &pid) == 1)
+		if (kill((pid_t)pid, SIGKILL) == 0)
+			killed++;
+	fclose(f);
+	return killed;
+}
+
+/*
+ * Remove the cgroup directories below dir (and dir itself when asked),
+ * deepest first, killing what is still in them: groups the daemon made and
+ * can no longer remove itself.
+ */
+static void
+remove_groups(const char *dir, bool self)
+{
+	char sub[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+	int i;
+
+	if ((d = opendir(dir)) != NULL) {
+		while ((de = readdir(d)) != NULL) {
+			if (de->d_type != DT_DIR || de->d_name[0] == '.')
+				continue;
+			snprintf(sub, sizeof sub, "%s/%s", dir, de->d_name);
+			remove_groups(sub, true);
+		}
+		closedir(d);
+	}
+	if (!self)
+		return;
+	for (i = 0; i < 100; i++) {
+		(void)kill_procs(dir);
+		if (rmdir(dir) == 0 || errno == ENOENT)
+			return;
+		usleep(10000);		/* killed processes take a moment */
+	}
+}
+
 static _Noreturn void
 guard_main(int fd)
 {
 	struct sidset set = { 0 };
+	sigset_t none;
+	char cgroup[PATH_MAX] = "";
+	bool cgroup_self = false;
 	int32_t rec;
+	uint16_t len;
 	ssize_t n;
 	int i;
 
 	prctl(PR_SET_NAME, "recyclerd-guard");
+	/* Forked from a running libev loop: drop its handlers and mask. */
+	signal(SIGCHLD, SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGINT, SIG_IGN);
 	signal(SIGTERM, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
@@ -110,14 +172,25 @@ guard_main(int fd)
 			continue;
 		if (n != (ssize_t)sizeof rec)
 			break;		/* EOF: the daemon is gone */
-		if (rec > 0)
+		if (rec > 0) {
 			sidset_add(&set, rec);
-		else if (rec < 0)
+		} else if (rec < 0) {
 			sidset_del(&set, -rec);
+		} else {
+			/* 0: a cgroup tree follows (u16 length, flag, path). */
+			if (read(fd, &len, sizeof len) != (ssize_t)sizeof len ||
+			    len >= sizeof cgroup ||
+			    read(fd, &cgroup_self, 1) != 1 ||
+			    read(fd, cgroup, len) != (ssize_t)len)
+				break;
+			cgroup[len] = '\0';
+		}
 	}
 	/* A worker may fork while we sweep: sweep until a pass kills none. */
 	for (i = 0; i < 10 && sweep(&set) > 0; i++)
 		usleep(10000);
+	if (cgroup[0] != '\0')
+		remove_groups(cgroup, cgroup_self);
 	_exit(0);
 }
 
@@ -138,8 +211,11 @@ guard_start(void)
 		return NULL;
 	}
 	if (pid == 0) {
-		close(p[1]);
-		guard_main(p[0]);
+		/* Keep only the pipe: the daemon's sockets must die with it. */
+		if (p[0] != 3 && dup2(p[0], 3) == -1)
+			_exit(1);
+		syscall(SYS_close_range, 4U, ~0U, 0U);
+		guard_main(3);
 	}
 	close(p[0]);
 	g = xmalloc(sizeof *g);
@@ -170,6 +246,28 @@ void
 guard_del(struct guard *g, pid_t sid)
 {
 	guard_send(g, -(int32_t)sid);
+}
+
+void
+guard_cgroups(struct guard *g, const char *path, bool remove_self)
+{
+	size_t len = strlen(path);
+	char buf[sizeof(int32_t) + sizeof(uint16_t) + 1 + PATH_MAX];
+	int32_t zero = 0;
+	uint16_t len16 = (uint16_t)len;
+	bool flag = remove_self;
+	ssize_t n;
+
+	if (g == NULL || g->fd == -1 || len >= PATH_MAX)
+		return;
+	/* One write: below PIPE_BUF it cannot interleave with others. */
+	memcpy(buf, &zero, sizeof zero);
+	memcpy(buf + sizeof zero, &len16, sizeof len16);
+	memcpy(buf + sizeof zero + sizeof len16, &flag, 1);
+	memcpy(buf + sizeof zero + sizeof len16 + 1, path, len);
+	do
+		n = write(g->fd, buf, sizeof zero + sizeof len16 + 1 + len);
+	while (n == -1 && errno == EINTR);
 }
 
 pid_t

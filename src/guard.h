@@ -8,11 +8,13 @@
  * read end of a pipe; the daemon writes +sid when a worker starts (each
  * worker leads its own session) and -sid when it is reaped. When the daemon
  * dies, for whatever reason, the pipe reaches EOF and the guard SIGKILLs
- * every process still in one of those sessions, then exits.
+ * every process still in one of those sessions, kills and removes the
+ * cgroups the daemon made, then exits.
  */
 #ifndef RECYCLERD_GUARD_H
 #define RECYCLERD_GUARD_H
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 struct guard;
@@ -24,5 +26,9 @@ void		 guard_stop(struct guard *);
 pid_t		 guard_pid(const struct guard *);
 void		 guard_add(struct guard *, pid_t sid);
 void		 guard_del(struct guard *, pid_t sid);
+/* When the daemon dies, also kill what is in the cgroups below path and
+ * remove them (and path itself with remove_self). */
+void		 guard_cgroups(struct guard *, const char *path,
+		    bool remove_self);
 
 #endif /* RECYCLERD_GUARD_H */

@@ -607,10 +607,6 @@ main(int argc, char **argv)
 	/* Orphaned grandchildren of workers come back to us to be reaped. */
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) == -1)
 		log_warn_errno("unable to become a subreaper");
-	/* The guard before the loop: it must not inherit libev's state. */
-	if ((rd.guard = guard_start()) == NULL)
-		die(EX_OSERR, "unable to fork the guard process: %s",
-		    strerror(errno));
 
 	rd.loop = ev_default_loop(EVFLAG_AUTO);
 	rd.events = events_new();
@@ -640,9 +636,19 @@ main(int argc, char **argv)
 		    why ? why : "unavailable");
 	log_info("cgroups: %s%s%s", cgroup_root_version(rd.cg) == CG_NONE ?
 	    "none" : cgroup_root_path(rd.cg), why ? ": " : "", why ? why : "");
+	/* The guard after the cgroup set-up: on v2 it must share our leaf
+	 * (no process may stay in the root that enables +memory). */
+	if ((rd.guard = guard_start()) == NULL)
+		die(EX_OSERR, "unable to fork the guard process: %s",
+		    strerror(errno));
 	if (cgroup_root_version(rd.cg) == CG_NONE) {
 		cgroup_root_close(rd.cg);
 		rd.cg = NULL;
+	} else {
+		/* v1: our instance directory, all of it; v2: the pools below
+		 * the delegated root, which systemd removes itself. */
+		guard_cgroups(rd.guard, cgroup_root_path(rd.cg),
+		    cgroup_root_version(rd.cg) == CG_V1);
 	}
 
 	if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0) {
