@@ -191,6 +191,7 @@ guard_main(int fd)
 		usleep(10000);
 	if (cgroup[0] != '\0')
 		remove_groups(cgroup, cgroup_self);
+	free(set.v);
 	_exit(0);
 }
 
