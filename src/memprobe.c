@@ -45,7 +45,18 @@ struct memprobe {
 	int		 children_fd;	/* /proc/PID/task/PID/children */
 	int		 task_fd;	/* st_nlink is 2 + live threads */
 	int		 smaps_fd;	/* -1 until with_smaps is first asked */
+	bool		 lone;		/* the last walk found no descendant */
+	unsigned int	 unwalked;	/* samples since that walk */
 };
+
+/*
+ * A worker that had no children at the last walk is walked again only every
+ * LONE_REWALK samples: the walk (thread count, children file) costs twice
+ * the statm read it would accompany, and most workers never fork. A new
+ * child is then counted up to LONE_REWALK samples late; smaps samples (near
+ * a limit) always walk.
+ */
+#define LONE_REWALK	8
 
 /*
  * Scratch space of a walk, shared by every probe: the daemon has one
@@ -642,7 +653,13 @@ memprobe_sample(struct memprobe *p, bool with_smaps, struct mem_sample *out)
 	w.queue[0] = p->pid;
 	if (sample_root(p, with_smaps, &s) == -1)
 		return -1;
+	if (p->lone && !with_smaps && ++p->unwalked < LONE_REWALK) {
+		*out = s;
+		return 0;
+	}
 	(void)walk_children(&w, p->pid, p->task_fd, p->children_fd);
+	p->lone = w.n == 1;
+	p->unwalked = 0;
 	for (i = 1; i < w.n; i++) {
 		/* One that vanished took none of its children along: they
 		 * went to a subreaper, out of this tree. */

@@ -753,7 +753,8 @@ pool_worker_exited(struct pool *p, struct worker *w, int status)
 	bool failure = !expected || w->failed, oom = false;
 	struct event e = { .slot = (int)w->slot, .pid = w->pid,
 		.status = status, .uptime_s = up, .tasks = w->tasks,
-		.memory = w->memory, .peak = w->peak };
+		.memory = w->memory,
+		.peak = w->peak != 0 ? w->peak : w->peak_rss };
 	char st[64], upt[32], pk[40], d[32], sz[16];
 	uint64_t delay_ms = 0;
 	struct log_ctx ctx = worker_ctx(w);

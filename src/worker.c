@@ -455,16 +455,20 @@ worker_sample(struct worker *w, double now, bool force_smaps)
 			w->last = s;
 		growth_add(&w->growth, now, w->tasks, v);
 	} else {
-		if (memprobe_sample(w->probe, false, &s) == -1)
+		bool smaps_now = metric != METRIC_RSS &&
+		    (force_smaps || w->pool->rd->no_prefilter);
+
+		if (memprobe_sample(w->probe, smaps_now, &s) == -1)
 			return -1;
 		if (metric == METRIC_RSS) {
 			w->memory = s.rss;
 			w->memory_exact = true;
-		} else if (force_smaps || w->pool->rd->no_prefilter ||
-		    (floor_bytes != 0 && s.rss >= floor_bytes)) {
+		} else if (s.has_smaps || (floor_bytes != 0 &&
+		    s.rss >= floor_bytes)) {
 			/* Only near a limit is the page-table walk worth it:
 			 * uss <= pss <= rss. */
-			if (memprobe_sample(w->probe, true, &s) == -1)
+			if (!s.has_smaps &&
+			    memprobe_sample(w->probe, true, &s) == -1)
 				return -1;
 			w->memory = metric == METRIC_PSS ? s.pss : s.uss;
 			w->memory_exact = true;

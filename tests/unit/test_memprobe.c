@@ -530,6 +530,70 @@ stop_all(void **state)
 	return 0;
 }
 
+static volatile sig_atomic_t fork_now;
+
+static void
+on_usr1(int sig)
+{
+	(void)sig;
+	fork_now = 1;
+}
+
+/*
+ * A worker alone at its last walk is walked again only every few samples:
+ * a child it forks later is counted within that many plain samples, and at
+ * once by a smaps sample (taken near a limit).
+ */
+static void
+test_late_child_of_a_lone_worker_is_found(void **state)
+{
+	struct memprobe *p;
+	struct mem_sample s;
+	struct pollfd pfd;
+	pid_t child, gc;
+	int fds[2], i;
+
+	assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+	signal(SIGUSR1, on_usr1);
+	child = fork();
+	assert_true(child != -1);
+	if (child == 0) {
+		forked_setup();
+		while (!fork_now)
+			pause();
+		if (fork() == 0) {
+			forked_setup();
+			touch(16 * MIB);
+			report_and_wait(fds[1]);
+		}
+		for (;;)
+			pause();
+	}
+	signal(SIGUSR1, SIG_DFL);
+	started[nstarted++] = child;
+	close(fds[1]);
+	assert_non_null(p = memprobe_new(child));
+	assert_int_equal(memprobe_sample(p, false, &s), 0);
+	assert_int_equal(s.nprocs, 1);
+
+	assert_int_equal(kill(child, SIGUSR1), 0);
+	pfd = (struct pollfd){ .fd = fds[0], .events = POLLIN };
+	assert_int_equal(poll(&pfd, 1, 10000), 1);
+	assert_int_equal(read(fds[0], &gc, sizeof gc), sizeof gc);
+	started[nstarted++] = gc;
+	close(fds[0]);
+
+	for (i = 0; i < 16 && s.nprocs < 2; i++)
+		assert_int_equal(memprobe_sample(p, false, &s), 0);
+	assert_int_equal(s.nprocs, 2);
+	assert_true(i <= 8);
+	assert_true(s.rss >= 16ULL * MIB);
+	assert_int_equal(memprobe_sample(p, true, &s), 0);
+	assert_int_equal(s.nprocs, 2);
+	memprobe_free(p);
+	stop_all(state);
+}
+
 static void
 test_sample_counts_child_and_grandchild(void **state)
 {
@@ -865,6 +929,8 @@ main(void)
 		cmocka_unit_test(test_children_stop_at_garbage),
 		cmocka_unit_test_teardown(
 		    test_sample_counts_child_and_grandchild, stop_all),
+		cmocka_unit_test_teardown(
+		    test_late_child_of_a_lone_worker_is_found, stop_all),
 		cmocka_unit_test_teardown(
 		    test_sample_grandchild_of_a_second_thread, stop_all),
 		cmocka_unit_test_teardown(test_tree_lists_root_first,
