@@ -843,8 +843,10 @@ apply_rapid(struct pool_config *pc, const char *value)
 
 	if (slash != NULL)
 		*slash = '\0';
-	if (units_parse_uint(copy, 0, 1000000, &n) != NULL)
-		why = "invalid rapid_fail (N or N/DURATION, e.g. 5/60s)";
+	/* N failures are counted in a ring of POOL_FAIL_RING entries. */
+	if (units_parse_uint(copy, 0, 1000, &n) != NULL)
+		why = "invalid rapid_fail (N from 0 to 1000, or N/DURATION, "
+		    "e.g. 5/60s)";
 	else if (slash != NULL &&
 	    (units_parse_duration(slash + 1, &window_ms) != NULL ||
 	    window_ms == 0))

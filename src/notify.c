@@ -147,6 +147,13 @@ notify_close(struct notify *n)
 	free(n);
 }
 
+void
+notify_flush(struct notify *n)
+{
+	if (n != NULL)
+		notify_read_cb(n->loop, &n->io, EV_READ);
+}
+
 const char *
 notify_path(const struct notify *n)
 {

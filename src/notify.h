@@ -26,6 +26,9 @@ struct notify	*notify_open(struct ev_loop *, const char *path, notify_cb *,
 		    void *arg);
 void		 notify_close(struct notify *);	/* unlinks; NULL ok */
 const char	*notify_path(const struct notify *);
+/* Handle every datagram already queued (before a worker's exit is
+ * recorded, so its last messages count). */
+void		 notify_flush(struct notify *);
 
 /*
  * Split a datagram into assignments: calls fn(arg, key, value) for each

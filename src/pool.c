@@ -263,13 +263,8 @@ pool_spawn(struct pool *p, unsigned int slot)
 	TAILQ_INSERT_TAIL(&p->workers, w, entry);
 	p->nworkers++;
 	p->spawns++;
-	if (!w->failed && p->cfg->ready == READY_SPAWN) {
-		/* Ready at once; the caller carries on from here, so no
-		 * reconcile of our own. */
-		worker_set_ready(w);
-		if (w->slot < p->nslots)
-			p->slots[w->slot]->failures = 0;
-	}
+	if (!w->failed && p->cfg->ready == READY_SPAWN)
+		worker_set_ready(w);	/* the caller reconciles */
 	return w;
 }
 
@@ -677,8 +672,6 @@ pool_worker_ready(struct pool *p, struct worker *w)
 	if (w->snap != p->snap && spawn_differs(w->cfg, p->cfg))
 		pool_want_recycle(p, w, REASON_RELOAD, "configuration changed "
 		    "while it was starting");
-	if (w->slot < p->nslots && !w->failed)
-		p->slots[w->slot]->failures = 0;
 	if (old != NULL) {
 		wlog(old, LOG_INFO, "replacement [pid %ld] ready after %.3fs, "
 		    "draining with %s", (long)w->pid,
@@ -745,8 +738,19 @@ pool_count_failure(struct pool *p, struct worker *w, double now,
 	return false;
 }
 
+static void pool_record_exit(struct pool *, struct worker *, int);
+
 void
 pool_worker_exited(struct pool *p, struct worker *w, int status)
+{
+	/* Messages it sent before exiting (its last TASKS=, a STOPPING=1
+	 * that makes the exit expected) count before the exit does. */
+	notify_flush(p->rd->notify);
+	pool_record_exit(p, w, status);		/* frees w */
+}
+
+static void
+pool_record_exit(struct pool *p, struct worker *w, int status)
 {
 	double now = mono_now(), up = worker_uptime(w, now);
 	bool expected = w->state == WS_DRAINING || w->state == WS_KILLED;
@@ -975,6 +979,11 @@ pool_new(struct recyclerd *rd, struct config *snap,
 	    NULL)
 		plog(p, LOG_WARNING, "unable to create its cgroup: %s; "
 		    "measuring through /proc only", strerror(errno));
+	if (p->cg == NULL && (cfg->memory_metric == METRIC_CGROUP ||
+	    cfg->memory_metric == METRIC_CGROUP_ANON))
+		plog(p, LOG_WARNING, "memory_metric = %s but its workers have "
+		    "no cgroup: measuring rss through /proc instead",
+		    mem_metric_name(cfg->memory_metric));
 	pool_prepare(p);
 	ev_timer_init(&p->sample, pool_sample_cb, 0.0,
 	    (double)cfg->sample_interval_ms / 1000.0);

@@ -32,7 +32,7 @@ enum pool_state {
 	POOL_REMOVED,		/* gone from the configuration: draining */
 };
 
-#define POOL_FAIL_RING	64
+#define POOL_FAIL_RING	1024	/* > the largest rapid_fail */
 
 struct slot {
 	struct pool	*pool;

@@ -442,9 +442,8 @@ worker_sample(struct worker *w, double now, bool force_smaps)
 
 	if (w->probe == NULL)
 		return -1;
-	if (metric == METRIC_CGROUP || metric == METRIC_CGROUP_ANON) {
-		if (w->cg == NULL)
-			return -1;
+	if ((metric == METRIC_CGROUP || metric == METRIC_CGROUP_ANON) &&
+	    w->cg != NULL) {
 		if ((metric == METRIC_CGROUP ?
 		    cgroup_memory_usage(w->cg, &v) :
 		    cgroup_memory_anon(w->cg, &v)) == -1)
@@ -455,12 +454,14 @@ worker_sample(struct worker *w, double now, bool force_smaps)
 			w->last = s;
 		growth_add(&w->growth, now, w->tasks, v);
 	} else {
-		bool smaps_now = metric != METRIC_RSS &&
+		bool smaps_now = (metric == METRIC_PSS || metric == METRIC_USS) &&
 		    (force_smaps || w->pool->rd->no_prefilter);
 
 		if (memprobe_sample(w->probe, smaps_now, &s) == -1)
 			return -1;
-		if (metric == METRIC_RSS) {
+		if (metric == METRIC_RSS || metric == METRIC_CGROUP ||
+		    metric == METRIC_CGROUP_ANON) {
+			/* (cgroup metrics without a cgroup: pool.c warned) */
 			w->memory = s.rss;
 			w->memory_exact = true;
 		} else if (s.has_smaps || (floor_bytes != 0 &&
