@@ -31,7 +31,8 @@
 #define CG_DEFAULT_SYS		"/sys/fs/cgroup"
 #define SUPERVISOR		"supervisor"
 #define STALE_WAIT_MS		2000	/* per stale group, before the loop */
-#define CLOSE_WAIT_MS		10	/* per group, inside the loop */
+#define CLOSE_WAIT_MS		0	/* inside the loop: never wait; a busy
+					 * group is retried by cgroup_root_tidy */
 #define ROOT_CLOSE_WAIT_MS	2000	/* for groups still busy at exit */
 #define KILL_PASSES		100	/* v1: re-read cgroup.procs this often */
 
@@ -1339,6 +1340,15 @@ cgroup_root_close(struct cgroup_root *r)
 	if (r->own_dir)
 		(void)rmdir(r->path);	/* busy if a group is still pending */
 	root_free(r);
+}
+
+size_t
+cgroup_root_tidy(struct cgroup_root *r)
+{
+	if (r == NULL)
+		return 0;
+	retry_pending(r);
+	return r->npending;
 }
 
 const char *

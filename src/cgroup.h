@@ -58,6 +58,9 @@ struct cgroup_root *cgroup_root_open(enum cgroup_mode mode,
  * NULL ok.
  */
 void	cgroup_root_close(struct cgroup_root *);
+/* Retry removing groups that were still busy when closed (a v1 memcg goes
+ * offline asynchronously); returns how many are still pending. */
+size_t	cgroup_root_tidy(struct cgroup_root *);
 enum cgroup_version cgroup_root_version(const struct cgroup_root *);
 const char *cgroup_root_path(const struct cgroup_root *);	/* "" if none */
 

@@ -125,7 +125,10 @@ remove_groups(const char *dir, bool self)
 
 	if ((d = opendir(dir)) != NULL) {
 		while ((de = readdir(d)) != NULL) {
-			if (de->d_type != DT_DIR || de->d_name[0] == '.')
+			/* Not our own leaf (v2): we and the daemon are in
+			 * it, and pools can never be named so. */
+			if (de->d_type != DT_DIR || de->d_name[0] == '.' ||
+			    strcmp(de->d_name, "supervisor") == 0)
 				continue;
 			snprintf(sub, sizeof sub, "%s/%s", dir, de->d_name);
 			remove_groups(sub, true);

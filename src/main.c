@@ -227,6 +227,17 @@ on_watchdog(struct ev_loop *loop, ev_timer *t, int revents)
 	sd_notify(0, "WATCHDOG=1");
 }
 
+/* Remove worker groups that were still busy when their worker left. */
+static void
+on_tidy(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct recyclerd *rd = t->data;
+
+	(void)loop;
+	(void)revents;
+	(void)cgroup_root_tidy(rd->cg);
+}
+
 void
 recyclerd_check(struct recyclerd *rd)
 {
@@ -651,6 +662,11 @@ main(int argc, char **argv)
 		    cgroup_root_version(rd.cg) == CG_V1);
 	}
 
+	if (rd.cg != NULL) {
+		ev_timer_init(&rd.tidy, on_tidy, 1.0, 1.0);
+		rd.tidy.data = &rd;
+		ev_timer_start(rd.loop, &rd.tidy);
+	}
 	if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0) {
 		ev_timer_init(&rd.watchdog, on_watchdog, 0.0,
 		    (double)wd_usec / 2e6);
@@ -668,11 +684,12 @@ main(int argc, char **argv)
 	while ((p = LIST_FIRST(&rd.pools)) != NULL)
 		pool_free(p);
 	ev_timer_stop(rd.loop, &rd.watchdog);
+	ev_timer_stop(rd.loop, &rd.tidy);
 	control_close(rd.control);
 	notify_close(rd.notify);
 	output_close_all(&rd);
+	cgroup_root_close(rd.cg);	/* before the guard could sweep them */
 	guard_stop(rd.guard);
-	cgroup_root_close(rd.cg);
 	events_free(rd.events);
 	config_unref(rd.cfg);
 	ev_loop_destroy(rd.loop);

@@ -514,9 +514,15 @@ pool_check_watchdog(struct pool *p, struct worker *w, double now)
 	pool_watchdog_kill(p, w, why);
 }
 
-/* One sample of one ready worker and what follows from it. */
+/*
+ * One sample of one ready worker and what follows from it. at_baseline:
+ * this sample may judge the program's baseline (the one taken at READY=1,
+ * or the first sweep after a ready = spawn start), so being over
+ * recycle_memory here is a configuration error, not a leak.
+ */
 static void
-pool_check_worker(struct pool *p, struct worker *w, double now)
+pool_check_worker(struct pool *p, struct worker *w, double now,
+    bool at_baseline)
 {
 	struct policy_input in;
 	enum verdict v;
@@ -528,8 +534,8 @@ pool_check_worker(struct pool *p, struct worker *w, double now)
 		return;			/* gone: its exit is on its way */
 	/* "Right after becoming ready": the first sample, and soon enough
 	 * that the worker cannot have grown meanwhile (a busy loop may have
-	 * delayed the sample). */
-	first = w->samples++ == 0 && now - w->ready_mono <=
+	 * delayed the sweep). */
+	first = w->samples++ == 0 && at_baseline && now - w->ready_mono <=
 	    2.0 * (double)p->cfg->sample_interval_ms / 1000.0 + 0.25;
 	in.memory = w->memory;
 	in.has_memory = true;
@@ -639,7 +645,8 @@ pool_sample_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		if (w->cfg->watchdog_ms != 0)
 			pool_check_watchdog(p, w, now);
 		if (w->state == WS_READY)
-			pool_check_worker(p, w, now);
+			pool_check_worker(p, w, now,
+			    w->cfg->ready == READY_SPAWN);
 	}
 	if (p->cfg->pool_recycle_memory != 0)
 		pool_check_total(p);
@@ -652,7 +659,7 @@ pool_worker_event(struct pool *p, struct worker *w)
 {
 	if (w->state != WS_READY)
 		return;
-	pool_check_worker(p, w, mono_now());
+	pool_check_worker(p, w, mono_now(), false);
 	if (w->state == WS_READY && w->over_count > 0 &&
 	    w->recycle_reason == REASON_NONE)
 		worker_confirm_soon(w);
@@ -683,6 +690,10 @@ pool_worker_ready(struct pool *p, struct worker *w)
 		    old->cfg->drain_timeout_ms);
 	}
 	pool_reconcile(p);
+	/* Its baseline: the program says it is initialised. Sampled now, so
+	 * that no later event-driven sample is mistaken for it. */
+	if (w->state == WS_READY)
+		pool_check_worker(p, w, mono_now(), true);
 	recyclerd_check(p->rd);
 }
 

@@ -51,6 +51,7 @@ struct recyclerd {
 
 	ev_signal	 sig[6];
 	ev_timer	 watchdog;	/* WATCHDOG=1 to systemd */
+	ev_timer	 tidy;		/* busy cgroups left to remove */
 	bool		 stopping;	/* SIGTERM/SIGINT received */
 	bool		 done;		/* stopping, and every worker is gone */
 	bool		 reported_ready; /* READY=1 sent to systemd */
