@@ -702,6 +702,12 @@ pool_worker_timeout(struct pool *p, struct worker *w)
 {
 	char d[32];
 
+	/* libev runs expired timers before the I/O of the same turn: a
+	 * READY=1 may be waiting in the socket already. */
+	notify_flush(p->rd->notify);
+	if (w->state != WS_STARTING)
+		return;
+
 	wlog(w, LOG_ERR, "no READY=1 within ready_timeout %s, killing it",
 	    units_format_duration(w->cfg->ready_timeout_ms, d, sizeof d));
 	w->failed = true;

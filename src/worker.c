@@ -340,6 +340,9 @@ worker_spawn(struct pool *p, unsigned int slot, unsigned int gen,
 	}
 	w->probe = memprobe_new(pid);
 	wlog(w, LOG_INFO, "spawned");
+	/* Spawning takes a while: count ready_timeout from now, not from
+	 * the loop's cached time at the start of this turn. */
+	ev_now_update(rd->loop);
 	ev_timer_set(&w->timer, (double)cfg->ready_timeout_ms / 1000.0, 0.0);
 	ev_timer_start(rd->loop, &w->timer);
 	return w;

@@ -52,7 +52,8 @@ LOG_LINE = re.compile(
     r"^(?P<date>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) (?P<level>\w+)\s+"
     r"(?:pool (?P<pool>\S+)(?: worker (?P<slot>\d+))?"
     r"(?: \[pid (?P<pid>\d+)\])?: )?(?P<msg>.*)$")
-DURATION = re.compile(r"^(?P<n>\d+(?:\.\d+)?)(?P<unit>us|ms|s|m|h|d)$")
+DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(us|ms|s|m|h|d)")
+DURATION = re.compile(r"^(?:\d+(?:\.\d+)?(?:us|ms|s|m|h|d))+$")
 VALGRIND_ERRORS = re.compile(r"ERROR SUMMARY: [1-9]")
 SIZE = re.compile(r"^(?P<n>\d+(?:\.\d+)?)(?P<unit>[KMGT]?)(?:i?B)?$")
 
@@ -63,17 +64,18 @@ def py_worker(*args):
 
 
 def c_worker(*args):
+    """The `command` value that runs the C leaky worker (cworker)."""
     return " ".join([str(CWORKER), *map(str, args)])
 
 
 def parse_duration(text):
-    """'0.1s', '250ms', '2m' -> seconds (float)."""
-    m = DURATION.match(text)
-    if not m:
+    """'0.1s', '250ms', '2m', '1m20s' -> seconds (float)."""
+    if not DURATION.match(text):
         raise ValueError(f"not a duration: {text!r}")
     scale = {"us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600,
-             "d": 86400}[m["unit"]]
-    return float(m["n"]) * scale
+             "d": 86400}
+    return sum(float(n) * scale[unit]
+               for n, unit in DURATION_PART.findall(text))
 
 
 def parse_size(text):
@@ -225,7 +227,7 @@ class Recyclerd:
         self.proc = None
         self.notify_sock = None
         self.notify_thread = None
-        self.notify_messages = []	# (monotonic time, text) from the daemon
+        self.notify_messages = []  # (monotonic time, text) from the daemon
         self.notify_lock = threading.Lock()
         self.saved_log = None
         self.saved_valgrind = None
@@ -302,7 +304,7 @@ class Recyclerd:
         env.pop("NOTIFY_SOCKET", None)
         env.pop("LISTEN_FDS", None)
         env.pop("LISTEN_PID", None)
-        env.pop("JOURNAL_STREAM", None)	# log as text to our file
+        env.pop("JOURNAL_STREAM", None)  # log as text to our file
         env["NOTIFY_SOCKET"] = str(self.notify_path)
         # The daemon carries the marker too, so cleanup also finds any
         # helper process it forks (and workers if it passes its own
@@ -632,12 +634,17 @@ def daemon_command(args, valgrind_log):
 
 
 def read_valgrind_logs(directory):
+    """The valgrind reports in directory that found errors (one file per
+    process: the daemon, its guard, and every child between fork and
+    exec, which have nothing to say)."""
     out = []
     for path in sorted(Path(directory).glob("valgrind.*.log")):
         try:
-            out.append(f"== {path.name}\n" + path.read_text(errors="replace"))
+            text = path.read_text(errors="replace")
         except OSError:
-            pass
+            continue
+        if VALGRIND_ERRORS.search(text):
+            out.append(f"== {path.name}\n{text}")
     return "\n".join(out)
 
 

@@ -9,7 +9,8 @@ import time
 import pytest
 
 from recyclerd import (descendants, line_time, parse_duration, parse_size,
-                       pid_alive, pid_exists, py_worker, wait_for)
+                       pid_alive, pid_exists, proc_status, py_worker,
+                       read_environ, wait_for)
 
 MiB = 1 << 20
 # A worker that grows by 2M every 50ms crosses 40M within about a second.
@@ -27,11 +28,11 @@ def test_worker_over_recycle_memory_is_replaced(recyclerd, metric):
         rf"{metric} (\S+) > (\S+) for (\d+) samples, uptime (\S+), "
         r"tasks (\d+)", 15)
     value, limit = parse_size(m[1]), parse_size(m[2])
-    assert value > limit
+    assert value >= limit  # both rounded in the log
     # The limit is recycle_memory lowered by at most the 5% jitter.
     assert 0.95 * 40 * MiB - MiB <= limit <= 40 * MiB
-    assert int(m[3]) >= 2			# recycle_samples default
-    assert int(m[5]) > 0			# TASKS= was counted
+    assert int(m[3]) >= 2  # recycle_samples default
+    assert int(m[5]) > 0  # TASKS= was counted
     new = recyclerd.wait_replaced(old)
     recyclerd.wait_log(rf"pool web worker 0 \[pid {old}\]: replacement "
                        rf"\[pid {new}\] ready after \S+, draining with "
@@ -98,6 +99,17 @@ def test_worker_sending_stopping_is_replaced_and_not_counted_as_crash(
     assert not recyclerd.log_has(r"crashed|restarting in|failed")
 
 
+def _quick_scan(recyclerd):
+    """The set of live worker pids, or None if the /proc scan took so long
+    (the test process was descheduled) that it is not a snapshot: a worker
+    started after the listing and another that exited before being read
+    would make the pool look smaller than it ever was. A real dip lasts
+    at least a worker's start-up, far longer than a quick scan."""
+    t0 = time.monotonic()
+    pids = set(recyclerd.worker_pids())
+    return pids if time.monotonic() - t0 < 0.1 else None
+
+
 def _draining_follows_replacement_ready(lines):
     """Each overlapped drain comes after its replacement's `ready after`;
     returns the number of drains checked."""
@@ -121,12 +133,20 @@ def test_overlap_keeps_the_pool_at_full_strength_during_recycles(
     recyclerd.write_config(workers=2, command=LEAKER, recycle_memory="40M")
     recyclerd.start()
     recyclerd.wait_ready_workers(2)
-    lowest, deadline = 2, time.monotonic() + 40
+    deadline = time.monotonic() + 40
+    seen = set(recyclerd.worker_pids())
     while recyclerd.log_count(r"exited with status 0 \(reason memory") < 4:
-        n = len(recyclerd.worker_pids())
-        lowest = min(lowest, n)
-        assert n >= 2, f"only {n} live workers during a recycle"
         assert time.monotonic() < deadline, "fewer than 4 recycles in 40s"
+        pids = _quick_scan(recyclerd)
+        if pids is None:
+            continue
+        if len(pids) < 2:
+            gone = {p: (proc_status(p).get("State", "gone"),
+                        len(read_environ(p))) for p in seen - pids}
+            raise AssertionError(f"only {len(pids)} live workers {pids} "
+                                 f"during a recycle; missing since the "
+                                 f"last look (state, environ size): {gone}")
+        seen = pids
         time.sleep(0.02)
     lines = recyclerd.log_lines()
     assert _draining_follows_replacement_ready(lines) >= 4
@@ -144,8 +164,8 @@ def test_max_recycling_one_never_drains_two_workers_at_once(recyclerd):
     recyclerd.wait_ready_workers(3)
     highest, deadline = 3, time.monotonic() + 60
     while recyclerd.log_count(r"exited with status 0 \(reason memory") < 5:
-        n = len(recyclerd.worker_pids())
-        highest = max(highest, n)
+        pids = _quick_scan(recyclerd)
+        highest = max(highest, len(pids or ()))
         assert time.monotonic() < deadline, "fewer than 5 recycles in 60s"
         time.sleep(0.02)
     # From outside: at most one replacement in flight at any time.
@@ -172,7 +192,7 @@ def test_kill_memory_kills_the_worker_at_once_without_draining(recyclerd):
     [old] = recyclerd.wait_ready_workers(1).values()
     m = recyclerd.wait_log(rf"\[pid {old}\]: killing \(kill_memory\): "
                            r"rss (\S+) > (\S+)")
-    assert parse_size(m[1]) > parse_size(m[2])
+    assert parse_size(m[1]) >= parse_size(m[2])  # rounded in the log
     wait_for(lambda: not pid_alive(old), 2, what=f"worker {old} killed")
     recyclerd.wait_log(rf"\[pid {old}\]: killed by SIGKILL "
                        r"\(reason kill_memory")

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: MIT
 """200 workers of the C example: all start, all are sampled (each one
-crosses recycle_memory once and is recycled for it), and the daemon stays
-responsive to reload and shutdown."""
+crosses recycle_memory once and is recycled for it), the daemon stays
+responsive to reload and shutdown, and starting that many never makes a
+worker that sent READY=1 at once look like it missed ready_timeout."""
 
 import re
 import time
@@ -61,3 +62,26 @@ def test_200_workers_all_start_and_are_all_sampled(recyclerd):
     assert not [p for p in pids if pid_alive(p)]
     assert not re.search(r"\berr\b", "\n".join(
         line[:32] for line in recyclerd.log_lines()))
+
+
+def test_200_workers_sending_ready_at_once_are_not_killed_by_ready_timeout(
+        recyclerd):
+    # Each worker sends READY=1 as soon as it runs. However long the daemon
+    # takes to start all of them, none has gone ready_timeout without
+    # READY=1, so none may be killed for it.
+    recyclerd.write_config(pools={"big": {
+        "workers": N,
+        "command": c_worker("--leak", "0", "--interval", "60000"),
+        "ready_timeout": "3s",
+        "rapid_fail": "0",
+    }})
+    def killed():
+        return [m[0] for m in recyclerd.log_all(
+            r"^.*\]: no READY=1 within ready_timeout.*$")]
+
+    recyclerd.start(wait_ready=False)
+    wait_for(lambda: killed() or recyclerd.log_count(r"\]: ready after ")
+             >= N, 60, what=f"{N} workers ready")
+    assert not killed(), (f"{len(killed())} workers killed for no READY=1; "
+                          f"first: {killed()[0]}")
+    recyclerd.wait_ready_workers(N, "big", 30)
