@@ -33,7 +33,7 @@
 #define BACKOFF_MAX_MS		(60 * 1000)
 /* Spawns per loop turn: forking 200 workers in one go would keep the loop
  * (notify messages, samples, the control socket) waiting for seconds. */
-#define SPAWN_BATCH		8
+#define SPAWN_BATCH		16
 #define BASELINE_MAX_MS		(60 * 60 * 1000)
 
 static void pool_reconcile(struct pool *);

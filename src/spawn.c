@@ -184,18 +184,13 @@ clone_into(int cgroup_fd)
 }
 
 pid_t
-spawn_start(const struct spawn_req *r, struct spawn_error *e)
+spawn_start(const struct spawn_req *r, int *status_fd)
 {
-	struct status_msg m;
 	pid_t parent = getpid(), pid = -1;
 	bool placed = false;
 	int p[2], saved;
-	ssize_t n;
 
-	e->err = 0;
-	e->step = NULL;
-	e->into_cgroup = false;
-	if (pipe2(p, O_CLOEXEC) == -1)
+	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) == -1)
 		return -1;
 	if (r->cgroup_dir_fd != -1) {
 		pid = clone_into(r->cgroup_dir_fd);
@@ -212,19 +207,35 @@ spawn_start(const struct spawn_req *r, struct spawn_error *e)
 	}
 	if (pid == 0) {
 		close(p[0]);
+		/* The pipe was made non-blocking for the parent's end; a
+		 * 8-byte write to an empty pipe never blocks anyway. */
 		child(r, p[1], parent, placed);
 	}
-
 	close(p[1]);
+	*status_fd = p[0];
+	return pid;
+}
+
+int
+spawn_status(int fd, struct spawn_error *e)
+{
+	struct status_msg m;
+	ssize_t n;
+
 	do
-		n = read(p[0], &m, sizeof m);
+		n = read(fd, &m, sizeof m);
 	while (n == -1 && errno == EINTR);
-	close(p[0]);
-	e->into_cgroup = placed;
+	if (n == -1 && errno == EAGAIN)
+		return 0;
+	e->err = 0;
+	e->step = NULL;
 	if (n == (ssize_t)sizeof m) {
 		e->err = m.err;
 		e->step = (m.step >= 0 && m.step <= ST_EXEC) ?
 		    step_names[m.step] : "set-up";
+	} else if (n != 0) {
+		e->err = n == -1 ? errno : EPROTO;
+		e->step = "status pipe";
 	}
-	return pid;
+	return 1;
 }

@@ -4,8 +4,9 @@
  *
  * Everything the child needs is prepared by the parent beforehand; the
  * child only makes async-signal-safe calls. A failed exec (or chdir, setuid,
- * ...) is reported through a close-on-exec pipe, so the caller learns of it
- * synchronously: EOF on the pipe means the exec happened.
+ * ...) is reported through a close-on-exec pipe: EOF on the pipe means the
+ * exec happened. The parent does not wait for it (starting 200 workers
+ * must not stall the loop): it watches the pipe.
  */
 #ifndef RECYCLERD_SPAWN_H
 #define RECYCLERD_SPAWN_H
@@ -42,15 +43,21 @@ struct spawn_req {
 struct spawn_error {
 	int		 err;		/* errno, 0 if the exec happened */
 	const char	*step;		/* "exec", "chdir", "setuid", ... */
-	bool		 into_cgroup;	/* clone3 placed it in the cgroup */
 };
 
 /*
  * Start the process in its own session. Returns its pid, or -1 with errno
- * if no process was created. When a process was created but its set-up
- * failed, the pid is returned and *e says what failed; that child is
- * already exiting with 127 and must still be reaped.
+ * if no process was created. It does not wait for the exec: *status_fd
+ * gets the non-blocking, close-on-exec read end of the status pipe, which
+ * the caller watches and hands to spawn_status() (and then closes).
  */
-pid_t	spawn_start(const struct spawn_req *, struct spawn_error *e);
+pid_t	spawn_start(const struct spawn_req *, int *status_fd);
+
+/*
+ * Read the outcome: 0 when nothing is known yet (the child has not exec'd
+ * nor failed), 1 when *e says it: e->err == 0 means the exec happened;
+ * otherwise that child is exiting with 127 and must still be reaped.
+ */
+int	spawn_status(int status_fd, struct spawn_error *e);
 
 #endif /* RECYCLERD_SPAWN_H */

@@ -79,6 +79,35 @@ worker_set_limits(struct worker *w, const struct pool_config *cfg)
 	l->recycle_samples = cfg->recycle_samples ? cfg->recycle_samples : 1;
 }
 
+/*
+ * The exec status pipe: EOF once the exec happened, or what failed. Called
+ * when it is readable and, before an exit is recorded, to learn why.
+ */
+static void
+worker_exec_status(struct worker *w)
+{
+	struct spawn_error se;
+
+	if (w->exec_fd == -1 || spawn_status(w->exec_fd, &se) == 0)
+		return;
+	ev_io_stop(w->pool->rd->loop, &w->exec_io);
+	close(w->exec_fd);
+	w->exec_fd = -1;
+	if (se.err != 0) {
+		wlog(w, LOG_ERR, "unable to start %s: %s: %s", w->cfg->argv[0],
+		    se.step, strerror(se.err));
+		w->failed = true;	/* it exits 127: ev_child reaps it */
+	}
+}
+
+static void
+worker_exec_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	(void)loop;
+	(void)revents;
+	worker_exec_status(io->data);
+}
+
 static void
 worker_child_cb(struct ev_loop *loop, ev_child *c, int revents)
 {
@@ -87,6 +116,7 @@ worker_child_cb(struct ev_loop *loop, ev_child *c, int revents)
 	(void)revents;
 	ev_child_stop(loop, c);
 	ev_timer_stop(loop, &w->timer);
+	worker_exec_status(w);		/* a failed exec is no crash */
 	pool_worker_exited(w->pool, w, c->rstatus);	/* frees w */
 }
 
@@ -249,7 +279,6 @@ worker_spawn(struct pool *p, unsigned int slot, unsigned int gen,
 {
 	struct recyclerd *rd = p->rd;
 	struct spawn_req req = { 0 };
-	struct spawn_error se;
 	int out[2] = { -1, -1 }, err[2] = { -1, -1 };
 	struct worker *w = xcalloc(1, sizeof *w);
 	char **env;
@@ -267,6 +296,7 @@ worker_spawn(struct pool *p, unsigned int slot, unsigned int gen,
 	w->child.data = w;
 	ev_init(&w->timer, worker_timer_cb);
 	w->timer.data = w;
+	w->exec_fd = -1;
 	ev_io_init(&w->cg_event, worker_cg_event_cb, -1, EV_READ);
 
 	if (p->cg != NULL)
@@ -302,7 +332,7 @@ worker_spawn(struct pool *p, unsigned int slot, unsigned int gen,
 	req.pdeathsig = SIGKILL;
 	req.nofile = rd->nofile;
 
-	pid = spawn_start(&req, &se);
+	pid = spawn_start(&req, &w->exec_fd);
 	strv_free(env);
 	if (out[1] != -1)
 		close(out[1]);
@@ -332,12 +362,9 @@ worker_spawn(struct pool *p, unsigned int slot, unsigned int gen,
 		output_start(rd, err[0], p->name, (int)slot, pid, "stderr");
 	w->spawn_mono = w->state_mono = mono_now();
 	w->state = WS_STARTING;
-	if (se.err != 0) {
-		wlog(w, LOG_ERR, "unable to start %s: %s: %s", cfg->argv[0],
-		    se.step, strerror(se.err));
-		w->failed = true;
-		return w;		/* the ev_child reaps the 127 */
-	}
+	ev_io_init(&w->exec_io, worker_exec_cb, w->exec_fd, EV_READ);
+	w->exec_io.data = w;
+	ev_io_start(rd->loop, &w->exec_io);
 	w->probe = memprobe_new(pid);
 	wlog(w, LOG_INFO, "spawned");
 	/* Spawning takes a while: count ready_timeout from now, not from
@@ -359,6 +386,9 @@ worker_free(struct worker *w)
 	ev_child_stop(rd->loop, &w->child);
 	ev_timer_stop(rd->loop, &w->timer);
 	ev_io_stop(rd->loop, &w->cg_event);
+	ev_io_stop(rd->loop, &w->exec_io);
+	if (w->exec_fd != -1)
+		close(w->exec_fd);
 	pidmap_del(rd, w->pid);
 	guard_del(rd->guard, w->pid);
 	memprobe_free(w->probe);

@@ -86,6 +86,8 @@ struct worker {
 	ev_child	 child;
 	ev_timer	 timer;
 	ev_io		 cg_event;	/* threshold events (cgroup) */
+	int		 exec_fd;	/* exec status pipe until it spoke */
+	ev_io		 exec_io;
 };
 
 /*
