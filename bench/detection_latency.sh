@@ -25,17 +25,17 @@
 #      poll-100ms  the same at 100ms
 #    Each worker sleeps SETTLE (default: the sample interval + 300 ms), a
 #    random 0..SPREAD ms and a random 0-200 ms before it allocates. SETTLE
-#    is there because the daemon (this version) calls any crossing before
-#    its first sample of a worker "right after becoming ready" a
-#    configuration error, not a recycle. SPREAD (default: what makes
+#    keeps the crossing clear of READY=1: the daemon samples a worker's
+#    baseline when it becomes ready, and a worker already over the limit
+#    then is a configuration error, not a recycle. SPREAD (default: what makes
 #    SPREAD + 200 a whole number of sample intervals) keeps the workers,
 #    all started at once, from crossing at once (on a 2-CPU machine 25
 #    workers allocating together keep the daemon waiting for a CPU, and
 #    that is what would be measured), and keeps the crossings uniform over
 #    the polling phase (a replacement starts just after the sample that
 #    recycled its predecessor: a fixed delay would lock the crossings to
-#    the samples). Once the daemon samples a worker when it becomes ready,
-#    SETTLE=0 SPREAD=0 EV_WORKERS=1 gives the pure 0-200 ms design.
+#    the samples). SETTLE=0 SPREAD=0 EV_WORKERS=1 gives the pure 0-200 ms
+#    design with one worker at a time.
 #    Crossings are counted only for workers the daemon logged "recycling
 #    (memory)" for.
 #
