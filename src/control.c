@@ -1159,7 +1159,7 @@ clear_stale(const char *path, const struct sockaddr_un *sun)
 	return 0;
 }
 
-/* Mode 0660 and group control_group: who may connect at all. */
+/* Mode 0660 and group control_group (else root's): who may connect. */
 static int
 set_access(const struct config *cfg, const char *path)
 {
@@ -1167,8 +1167,8 @@ set_access(const struct config *cfg, const char *path)
 		log_err_errno("control socket %s: chmod 0660", path);
 		return -1;
 	}
-	if (cfg->control_group != NULL && chown(path, 0,
-	    cfg->control_gid) == -1) {
+	if (chown(path, 0, cfg->control_group != NULL ? cfg->control_gid :
+	    0) == -1) {
 		log_err_errno("control socket %s: chown root:%s", path,
 		    cfg->control_group);
 		return -1;
@@ -1235,6 +1235,13 @@ fail:
 	unlink(path);
 	close(fd);
 	return NULL;
+}
+
+void
+control_reconfigure(struct control *ctl)
+{
+	if (ctl != NULL)
+		(void)set_access(ctl->rd->cfg, ctl->path);
 }
 
 void

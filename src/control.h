@@ -41,6 +41,8 @@ struct control_peer {
  */
 struct control	*control_open(struct recyclerd *);
 void		 control_close(struct control *);	/* unlinks; NULL ok */
+/* After a reload: the socket file's group follows control_group. */
+void		 control_reconfigure(struct control *);
 
 /*
  * Parse one request line into words (pure; for tests and the fuzzer).

@@ -365,6 +365,7 @@ recyclerd_reload(struct recyclerd *rd, char **err)
 			pool_remove(p);
 	config_unref(rd->cfg);
 	rd->cfg = next;
+	control_reconfigure(rd->control);	/* control_group may change */
 	diag_free(&d);
 	log_info("reloaded %s", rd->config_path);
 	service_status(rd, "READY=1");

@@ -925,3 +925,18 @@ def test_recyclerctl_keeps_refreshing_while_the_daemon_is_away(recyclerd):
     assert p.returncode == 0
     assert "cannot connect to" in out
     assert "pool web:" in out.split("\x1b[H\x1b[2J")[-1]
+
+
+def test_reload_moves_the_socket_to_the_new_control_group(recyclerd):
+    name, gid = other_group()
+    start(recyclerd, workers=1)
+    assert os.stat(recyclerd.control_path).st_gid == 0
+    recyclerd.write_config(workers=1, main={"control_group": name})
+    recyclerd.reload()
+    wait_for(lambda: os.stat(recyclerd.control_path).st_gid == gid, 5,
+             what=f"socket group {name} after the reload")
+    assert stat.S_IMODE(os.stat(recyclerd.control_path).st_mode) == 0o660
+    recyclerd.write_config(workers=1)
+    recyclerd.reload()
+    wait_for(lambda: os.stat(recyclerd.control_path).st_gid == 0, 5,
+             what="socket group root once control_group is unset")
