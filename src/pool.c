@@ -57,12 +57,6 @@ pool_state_name(enum pool_state s)
 	log_ctx((prio), &plog_ctx_, __VA_ARGS__);			\
 } while (0)
 
-static char *
-fmt_size(uint64_t bytes, char *buf, size_t size)
-{
-	return units_format_size(bytes, buf, size);
-}
-
 /* "exited with status 3" / "killed by SIGKILL" */
 static void
 fmt_status(int status, char *buf, size_t size)
@@ -411,12 +405,12 @@ pool_want_recycle(struct pool *p, struct worker *w, enum reason why,
 	worker_disarm_events(w);
 	if (growth_per_sec(&w->growth, &per_s) == 0) {
 		int n = snprintf(grow, sizeof grow, ", growth %s%s/s",
-		    per_s < 0 ? "-" : "", fmt_size((uint64_t)(per_s < 0 ?
+		    per_s < 0 ? "-" : "", units_format_size((uint64_t)(per_s < 0 ?
 		    -per_s : per_s), a, sizeof a));
 
 		if (growth_per_task(&w->growth, &per_task) == 0 && n > 0)
 			snprintf(grow + n, sizeof grow - (size_t)n, " %s%s/task",
-			    per_task < 0 ? "-" : "", fmt_size((uint64_t)
+			    per_task < 0 ? "-" : "", units_format_size((uint64_t)
 			    (per_task < 0 ? -per_task : per_task), b,
 			    sizeof b));
 	}
@@ -460,8 +454,8 @@ pool_baseline(struct pool *p, struct worker *w, double now)
 	wlog(w, LOG_ERR, "configuration error: %s %s >= recycle_memory %s "
 	    "right after becoming ready: the threshold is below the "
 	    "program's baseline; not recycling, next check in %s",
-	    metric_label(w), fmt_size(w->memory, a, sizeof a),
-	    fmt_size(w->limits.recycle_memory, b, sizeof b),
+	    metric_label(w), units_format_size(w->memory, a, sizeof a),
+	    units_format_size(w->limits.recycle_memory, b, sizeof b),
 	    units_format_duration(hold_ms, d, sizeof d));
 	{
 		struct event e = { .slot = (int)w->slot, .pid = w->pid,
@@ -560,8 +554,8 @@ pool_check_worker(struct pool *p, struct worker *w, double now,
 		ctx.reason = reason_name(why);
 		ctx.memory = w->memory;
 		log_ctx(LOG_WARNING, &ctx, "killing (kill_memory): %s %s > %s",
-		    metric_label(w), fmt_size(w->memory, a, sizeof a),
-		    fmt_size(w->limits.kill_memory, b, sizeof b));
+		    metric_label(w), units_format_size(w->memory, a, sizeof a),
+		    units_format_size(w->limits.kill_memory, b, sizeof b));
 		p->recycles[REASON_KILL_MEMORY]++;
 		worker_kill(w, REASON_KILL_MEMORY);
 		pool_reconcile(p);
@@ -571,8 +565,8 @@ pool_check_worker(struct pool *p, struct worker *w, double now,
 		if (why == REASON_MEMORY)
 			snprintf(detail, sizeof detail, "%s %s > %s for %u "
 			    "samples", metric_label(w),
-			    fmt_size(w->memory, a, sizeof a),
-			    fmt_size(w->limits.recycle_memory, b, sizeof b),
+			    units_format_size(w->memory, a, sizeof a),
+			    units_format_size(w->limits.recycle_memory, b, sizeof b),
 			    w->limits.recycle_samples);
 		else if (why == REASON_TASKS)
 			snprintf(detail, sizeof detail, "tasks %llu >= %llu",
@@ -614,9 +608,9 @@ pool_check_total(struct pool *p)
 	if (total <= p->cfg->pool_recycle_memory || largest == NULL)
 		return;
 	snprintf(detail, sizeof detail, "pool %s > pool_recycle_memory %s, "
-	    "largest worker %s %s", fmt_size(total, a, sizeof a),
-	    fmt_size(p->cfg->pool_recycle_memory, b, sizeof b),
-	    metric_label(largest), fmt_size(largest->memory, c, sizeof c));
+	    "largest worker %s %s", units_format_size(total, a, sizeof a),
+	    units_format_size(p->cfg->pool_recycle_memory, b, sizeof b),
+	    metric_label(largest), units_format_size(largest->memory, c, sizeof c));
 	pool_want_recycle(p, largest, REASON_POOL_MEMORY, detail);
 }
 
@@ -787,9 +781,9 @@ pool_record_exit(struct pool *p, struct worker *w, int status)
 	if (w->peak == 0 && w->peak_rss == 0)
 		snprintf(pk, sizeof pk, "not sampled");
 	else if (w->peak != 0)
-		snprintf(pk, sizeof pk, "%s", fmt_size(w->peak, sz, sizeof sz));
+		snprintf(pk, sizeof pk, "%s", units_format_size(w->peak, sz, sizeof sz));
 	else
-		snprintf(pk, sizeof pk, "rss %s", fmt_size(w->peak_rss, sz,
+		snprintf(pk, sizeof pk, "rss %s", units_format_size(w->peak_rss, sz,
 		    sizeof sz));
 	snprintf(e.pool, sizeof e.pool, "%s", p->name);
 	e.reason = failure ? (w->failed && w->stop_reason != REASON_NONE ?
@@ -808,7 +802,7 @@ pool_record_exit(struct pool *p, struct worker *w, int status)
 		p->recycles[REASON_OOM]++;
 		log_ctx(LOG_WARNING, &ctx, "killed by the kernel OOM killer "
 		    "(memory_max %s), uptime %s, tasks %llu, peak %s",
-		    fmt_size(w->cfg->memory_max, lim, sizeof lim), upt,
+		    units_format_size(w->cfg->memory_max, lim, sizeof lim), upt,
 		    (unsigned long long)w->tasks, pk);
 	}
 
