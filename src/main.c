@@ -36,6 +36,7 @@
 #include "output.h"
 #include "pool.h"
 #include "recyclerd.h"
+#include "spawner.h"
 #include "units.h"
 #include "worker.h"
 
@@ -271,6 +272,26 @@ recyclerd_check(struct recyclerd *rd)
 		service_status(rd, NULL);	/* at most once a second */
 		rd->status_mono = mono_now();
 	}
+}
+
+/*
+ * Once per loop turn, before it blocks: the pools' reconciliations asked
+ * for by this turn's events, then what follows for the daemon (READY=1,
+ * STATUS=, removed pools freed, the end of a shutdown). Pools never call
+ * back into main: their work is collected here, so no pool is freed while
+ * its own code is on the stack.
+ */
+static void
+on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct recyclerd *rd = w->data;
+	struct pool *p;
+
+	(void)loop;
+	(void)revents;
+	LIST_FOREACH(p, &rd->pools, entry)
+		pool_run_deferred(p);
+	recyclerd_check(rd);
 }
 
 struct pool *
@@ -653,6 +674,10 @@ main(int argc, char **argv)
 	if ((rd.guard = guard_start()) == NULL)
 		die(EX_OSERR, "unable to fork the guard process: %s",
 		    strerror(errno));
+	/* The spawn server too, while we are small: see spawner.h. */
+	if ((rd.spawner = spawner_start()) == NULL)
+		log_warn_errno("unable to fork the spawn server; forking "
+		    "workers from the daemon");
 	if (cgroup_root_version(rd.cg) == CG_NONE) {
 		cgroup_root_close(rd.cg);
 		rd.cg = NULL;
@@ -675,6 +700,9 @@ main(int argc, char **argv)
 	}
 
 	/* Workers last; READY=1 goes out once every pool has settled. */
+	ev_prepare_init(&rd.deferred, on_prepare);
+	rd.deferred.data = &rd;
+	ev_prepare_start(rd.loop, &rd.deferred);
 	start_pools(&rd);
 	recyclerd_check(&rd);
 	if (!rd.done)			/* a refused start may be over already */
@@ -684,11 +712,13 @@ main(int argc, char **argv)
 	log_info("stopped");
 	while ((p = LIST_FIRST(&rd.pools)) != NULL)
 		pool_free(p);
+	ev_prepare_stop(rd.loop, &rd.deferred);
 	ev_timer_stop(rd.loop, &rd.watchdog);
 	ev_timer_stop(rd.loop, &rd.tidy);
 	control_close(rd.control);
 	notify_close(rd.notify);
 	output_close_all(&rd);
+	spawner_stop(rd.spawner);
 	cgroup_root_close(rd.cg);	/* before the guard could sweep them */
 	guard_stop(rd.guard);
 	events_free(rd.events);

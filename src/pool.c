@@ -39,6 +39,11 @@
 static void pool_reconcile(struct pool *);
 static void pool_sample_cb(struct ev_loop *, ev_timer *, int);
 
+/* RECYCLERD_CHECK_INVARIANTS=1 (the test suite sets it): after every
+ * reconciliation, recount what the pool keeps counted and abort on a
+ * difference. O(workers) each time: for tests, never in production. */
+static int check_invariants = -1;
+
 static const char *const pool_state_names[] = {
 	[POOL_RUNNING] = "running",
 	[POOL_STOPPED] = "stopped",
@@ -156,10 +161,199 @@ pool_set_slots(struct pool *p, unsigned int n)
 		p->slots[i] = xcalloc(1, sizeof **p->slots);
 		p->slots[i]->pool = p;
 		p->slots[i]->index = i;
+		TAILQ_INIT(&p->slots[i]->members);
 		ev_init(&p->slots[i]->respawn, slot_respawn_cb);
 		p->slots[i]->respawn.data = p->slots[i];
 	}
 	p->nslots = n;
+}
+
+/* ---- bookkeeping: every count the events need, kept up to date ---- */
+
+/* Does w hold one of the pool's max_recycling places? Its replacement is
+ * starting, or it is on its way out for a recycle. */
+static unsigned int
+recycle_weight(const struct worker *w, enum worker_state state)
+{
+	return w->replaced_by != NULL || ((state == WS_DRAINING ||
+	    state == WS_KILLED) && reason_is_recycle(w->stop_reason));
+}
+
+/* A slot is settled once it has a ready worker or has failed: start-up is
+ * over for it. Only slots below desired count. */
+static void
+slot_settle(struct pool *p, struct slot *s)
+{
+	bool settled = s->nready > 0 || s->failures > 0;
+
+	if (settled == s->settled)
+		return;
+	s->settled = settled;
+	if (s->index < p->desired)
+		p->nsettled = settled ? p->nsettled + 1 : p->nsettled - 1;
+}
+
+/* desired changed: count again (an operator's action, O(desired)). */
+static void
+pool_set_desired(struct pool *p, unsigned int n)
+{
+	unsigned int i;
+
+	p->desired = n;
+	pool_set_slots(p, n);
+	p->nsettled = 0;
+	for (i = 0; i < n; i++)
+		p->nsettled += p->slots[i]->settled;
+}
+
+/* Look at slot s at the next reconciliation: it may need a process. */
+static void
+slot_queue(struct pool *p, unsigned int slot)
+{
+	struct slot *s;
+
+	p->dirty = true;
+	if (slot >= p->nslots || (s = p->slots[slot])->queued)
+		return;
+	s->queued = true;
+	TAILQ_INSERT_TAIL(&p->work, s, work_entry);
+}
+
+static void
+slot_queue_all(struct pool *p)
+{
+	unsigned int i;
+
+	pool_set_slots(p, p->desired);
+	for (i = 0; i < p->desired; i++)
+		slot_queue(p, i);
+}
+
+static void
+pending_remove(struct pool *p, struct worker *w)
+{
+	if (!w->pending)
+		return;
+	TAILQ_REMOVE(&p->pending, w, pending_entry);
+	w->pending = false;
+}
+
+void
+pool_worker_state(struct pool *p, struct worker *w, enum worker_state prev)
+{
+	struct slot *s = p->slots[w->slot];
+
+	p->nstate[prev]--;
+	p->nstate[w->state]++;
+	p->recycling += recycle_weight(w, w->state) - recycle_weight(w, prev);
+	if (prev == WS_READY)
+		s->nready--;
+	if (w->state == WS_READY)
+		s->nready++;
+	slot_settle(p, s);
+	if (w->state == WS_DRAINING || w->state == WS_KILLED) {
+		pending_remove(p, w);
+		slot_queue(p, w->slot);	/* overlap: a successor may start */
+	}
+	p->dirty = true;
+}
+
+/* w joins the pool (just spawned), or leaves it (reaped). */
+static void
+pool_attach(struct pool *p, struct worker *w)
+{
+	struct slot *s = p->slots[w->slot];
+
+	TAILQ_INSERT_TAIL(&p->workers, w, entry);
+	TAILQ_INSERT_TAIL(&s->members, w, slot_entry);
+	p->nworkers++;
+	p->nstate[w->state]++;
+	if (w->state == WS_READY)
+		s->nready++;
+	slot_settle(p, s);
+}
+
+static void
+pool_detach(struct pool *p, struct worker *w)
+{
+	struct slot *s = p->slots[w->slot];
+
+	pending_remove(p, w);
+	p->recycling -= recycle_weight(w, w->state);
+	p->nstate[w->state]--;
+	if (w->state == WS_READY)
+		s->nready--;
+	slot_settle(p, s);
+	TAILQ_REMOVE(&s->members, w, slot_entry);
+	TAILQ_REMOVE(&p->workers, w, entry);
+	p->nworkers--;
+	slot_queue(p, w->slot);
+}
+
+/* The replacement relation, both ends and the count at once. */
+static void
+replacement_link(struct pool *p, struct worker *old, struct worker *r)
+{
+	unsigned int before = recycle_weight(old, old->state);
+
+	old->replaced_by = r;
+	r->replaces = old;
+	p->recycling += recycle_weight(old, old->state) - before;
+}
+
+static void
+replacement_unlink(struct pool *p, struct worker *old)
+{
+	unsigned int before;
+
+	if (old == NULL || old->replaced_by == NULL)
+		return;
+	before = recycle_weight(old, old->state);
+	old->replaced_by->replaces = NULL;
+	old->replaced_by = NULL;
+	p->recycling += recycle_weight(old, old->state) - before;
+}
+
+/* Recount everything counted above; abort on a difference. */
+static void
+pool_check_counts(const struct pool *p)
+{
+	unsigned int nstate[WS__COUNT] = { 0 }, recycling = 0, settled = 0;
+	unsigned int n = 0, i, ready, members;
+	const struct worker *w;
+	bool bad = false;
+
+	TAILQ_FOREACH(w, &p->workers, entry) {
+		n++;
+		nstate[w->state]++;
+		recycling += recycle_weight(w, w->state);
+		if (w->slot >= p->nslots ||
+		    (w->replaced_by != NULL && w->replaced_by->replaces != w))
+			bad = true;
+	}
+	for (i = 0; i < p->nslots; i++) {
+		ready = members = 0;
+		TAILQ_FOREACH(w, &p->slots[i]->members, slot_entry) {
+			members++;
+			ready += w->state == WS_READY;
+			bad |= w->slot != i;
+		}
+		bad |= ready != p->slots[i]->nready;
+		bad |= p->slots[i]->settled !=
+		    (ready > 0 || p->slots[i]->failures > 0);
+		if (i < p->desired)
+			settled += p->slots[i]->settled;
+	}
+	for (i = 0; i < WS__COUNT; i++)
+		bad |= nstate[i] != p->nstate[i];
+	bad |= n != p->nworkers || recycling != p->recycling ||
+	    settled != p->nsettled;
+	if (bad) {
+		log_err("pool %s: internal counts are off: workers %u/%u, "
+		    "recycling %u/%u, settled %u/%u", p->name, p->nworkers, n,
+		    p->recycling, recycling, p->nsettled, settled);
+		abort();
+	}
 }
 
 static bool
@@ -173,13 +367,7 @@ slot_backing_off(const struct pool *p, unsigned int slot)
 unsigned int
 pool_count(const struct pool *p, int state)
 {
-	const struct worker *w;
-	unsigned int n = 0;
-
-	TAILQ_FOREACH(w, &p->workers, entry)
-		if (state < 0 || (int)w->state == state)
-			n++;
-	return n;
+	return state < 0 ? p->nworkers : p->nstate[state];
 }
 
 bool
@@ -194,8 +382,10 @@ slot_active(const struct pool *p, unsigned int slot, const struct worker *but)
 {
 	struct worker *w;
 
-	TAILQ_FOREACH(w, &p->workers, entry)
-		if (w != but && w->slot == slot &&
+	if (slot >= p->nslots)
+		return NULL;
+	TAILQ_FOREACH(w, &p->slots[slot]->members, slot_entry)
+		if (w != but &&
 		    (w->state == WS_STARTING || w->state == WS_READY))
 			return w;
 	return NULL;
@@ -204,37 +394,7 @@ slot_active(const struct pool *p, unsigned int slot, const struct worker *but)
 bool
 pool_is_settled(const struct pool *p)
 {
-	const struct worker *w;
-	unsigned int s;
-	bool ok;
-
-	if (p->state != POOL_RUNNING)
-		return true;
-	for (s = 0; s < p->desired; s++) {
-		ok = s < p->nslots && p->slots[s]->failures > 0;
-		TAILQ_FOREACH(w, &p->workers, entry)
-			if (w->slot == s && w->state == WS_READY)
-				ok = true;
-		if (!ok)
-			return false;
-	}
-	return true;
-}
-
-/* Recycles under way: replacements starting, and workers draining or
- * killed for a recycle reason. */
-static unsigned int
-recycling_now(const struct pool *p)
-{
-	const struct worker *w;
-	unsigned int n = 0;
-
-	TAILQ_FOREACH(w, &p->workers, entry)
-		if (w->replaced_by != NULL ||
-		    ((w->state == WS_DRAINING || w->state == WS_KILLED) &&
-		    reason_is_recycle(w->stop_reason)))
-			n++;
-	return n;
+	return p->state != POOL_RUNNING || p->nsettled >= p->desired;
 }
 
 /* ---- spawning ---- */
@@ -254,8 +414,7 @@ pool_spawn(struct pool *p, unsigned int slot)
 	w = worker_spawn(p, slot, ++p->next_gen, p->snap, p->cfg);
 	if (w == NULL)
 		return NULL;
-	TAILQ_INSERT_TAIL(&p->workers, w, entry);
-	p->nworkers++;
+	pool_attach(p, w);
 	p->spawns++;
 	if (!w->failed && p->cfg->ready == READY_SPAWN)
 		worker_set_ready(w);	/* the caller reconciles */
@@ -269,7 +428,7 @@ slot_respawn_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 	(void)loop;
 	(void)revents;
-	pool_reconcile(s->pool);
+	slot_queue(s->pool, s->index);
 }
 
 static void
@@ -282,8 +441,9 @@ slot_backoff(struct slot *s, uint64_t delay_ms)
 	ev_timer_start(loop, &s->respawn);
 }
 
-/* Begin the graceful recycle of w: overlapped or not. */
-static void
+/* Begin the graceful recycle of w, overlapped or not; false when no
+ * process could be started for it now (it stays pending). */
+static bool
 pool_begin_recycle(struct pool *p, struct worker *w)
 {
 	struct worker *r;
@@ -292,19 +452,19 @@ pool_begin_recycle(struct pool *p, struct worker *w)
 		wlog(w, LOG_INFO, "draining with %s",
 		    units_signal_name(w->cfg->drain_signal));
 		worker_drain(w, w->recycle_reason, w->cfg->drain_timeout_ms);
-		return;
+		return true;
 	}
 	if ((r = pool_spawn(p, w->slot)) == NULL)
-		return;			/* fork failed; try again later */
+		return false;		/* no fork now; try again later */
 	if (r->state == WS_READY) {	/* ready = spawn: at once */
 		wlog(w, LOG_INFO, "replacement [pid %ld] ready after %.3fs, "
 		    "draining with %s", (long)r->pid, 0.0,
 		    units_signal_name(w->cfg->drain_signal));
 		worker_drain(w, w->recycle_reason, w->cfg->drain_timeout_ms);
-		return;
+		return true;
 	}
-	w->replaced_by = r;
-	r->replaces = w;
+	replacement_link(p, w, r);
+	return true;
 }
 
 /* May a new process start in slot now? */
@@ -315,9 +475,7 @@ slot_needs_spawn(const struct pool *p, unsigned int slot)
 
 	if (slot_backing_off(p, slot))
 		return false;
-	TAILQ_FOREACH(w, &p->workers, entry) {
-		if (w->slot != slot)
-			continue;
+	TAILQ_FOREACH(w, &p->slots[slot]->members, slot_entry) {
 		if (w->state == WS_STARTING || w->state == WS_READY)
 			return false;
 		/* Without overlap the old process must be gone first. */
@@ -327,38 +485,22 @@ slot_needs_spawn(const struct pool *p, unsigned int slot)
 	return true;
 }
 
-static void pool_reconcile_once(struct pool *);
-
 /*
- * Converge the pool towards what is wanted. Spawning may make a worker
- * ready at once, which calls back here: such nested calls are folded into
- * another pass of the outer one.
+ * Ask for a reconciliation: it runs at the end of this loop turn, from
+ * pool_run_deferred(), once however many events asked for it.
  */
 static void
 pool_reconcile(struct pool *p)
 {
-	if (p->reconciling) {
-		p->reconcile_again = true;
-		return;
-	}
-	p->reconciling = true;
-	p->spawned_now = 0;
-	do {
-		p->reconcile_again = false;
-		pool_reconcile_once(p);
-	} while (p->reconcile_again);
-	p->reconciling = false;
+	p->dirty = true;
 }
 
+/* Slots past the desired count drain (scale down, stop, removal). */
 static void
-pool_reconcile_once(struct pool *p)
+pool_trim(struct pool *p)
 {
 	struct worker *w, *next;
-	unsigned int s;
 
-	if (p->rd->stopping)
-		return;
-	/* Slots past the desired count drain (scale down, stop, removal). */
 	TAILQ_FOREACH_SAFE(w, &p->workers, entry, next)
 		if ((w->slot >= p->desired || p->state == POOL_STOPPED ||
 		    p->state == POOL_REMOVED) &&
@@ -366,25 +508,70 @@ pool_reconcile_once(struct pool *p)
 			worker_drain(w, p->state == POOL_REMOVED ?
 			    REASON_RELOAD : REASON_SCALE,
 			    w->cfg->drain_timeout_ms);
+}
+
+/*
+ * Converge the pool towards what is wanted, looking only at what changed:
+ * the queued slots and the pending recycles. Each costs O(1).
+ */
+static void
+pool_reconcile_now(struct pool *p)
+{
+	struct worker *w, *next;
+	struct slot *s;
+
+	p->spawned_now = 0;
+	if (p->rd->stopping)
+		return;
+	if (p->trim) {
+		p->trim = false;
+		pool_trim(p);
+	}
 	if (p->state != POOL_RUNNING)
 		return;
 
-	pool_set_slots(p, p->desired);
-	for (s = 0; s < p->desired; s++)
-		if (slot_needs_spawn(p, s))
-			(void)pool_spawn(p, s);
+	while ((s = TAILQ_FIRST(&p->work)) != NULL) {
+		if (p->spawned_now >= SPAWN_BATCH) {
+			ev_timer_start(p->rd->loop, &p->more);
+			return;		/* the rest at the next turn */
+		}
+		TAILQ_REMOVE(&p->work, s, work_entry);
+		s->queued = false;
+		if (s->index < p->desired && slot_needs_spawn(p, s->index))
+			(void)pool_spawn(p, s->index);
+	}
 
-	/* Pending recycles, oldest first, max_recycling at a time. */
-	TAILQ_FOREACH_SAFE(w, &p->workers, entry, next) {
-		if (recycling_now(p) >= p->cfg->max_recycling)
-			break;
-		if (w->state != WS_READY || w->recycle_reason == REASON_NONE ||
-		    w->replaced_by != NULL)
-			continue;
+	/* Pending recycles, in the order they were asked for, at most
+	 * max_recycling under way. A slot backing off keeps its place. */
+	for (w = TAILQ_FIRST(&p->pending);
+	    w != NULL && p->recycling < p->cfg->max_recycling; w = next) {
+		next = TAILQ_NEXT(w, pending_entry);
 		if (slot_backing_off(p, w->slot))
 			continue;
-		pool_begin_recycle(p, w);
+		if (!pool_begin_recycle(p, w))
+			break;
+		pending_remove(p, w);
 	}
+}
+
+void
+pool_run_deferred(struct pool *p)
+{
+	/* Spawning with ready = spawn makes workers ready at once, which
+	 * asks again: loop until nothing is asked (the batch bounds it). */
+	while (p->dirty) {
+		p->dirty = false;
+		pool_reconcile_now(p);
+		if (ev_is_active(&p->more))
+			break;
+	}
+	if (check_invariants == -1) {
+		const char *e = getenv("RECYCLERD_CHECK_INVARIANTS");
+
+		check_invariants = e != NULL && strcmp(e, "1") == 0;
+	}
+	if (check_invariants)
+		pool_check_counts(p);
 }
 
 /* ---- recycling decisions ---- */
@@ -402,6 +589,8 @@ pool_want_recycle(struct pool *p, struct worker *w, enum reason why,
 		return;
 	w->recycle_reason = why;
 	snprintf(w->recycle_detail, sizeof w->recycle_detail, "%s", detail);
+	TAILQ_INSERT_TAIL(&p->pending, w, pending_entry);
+	w->pending = true;
 	worker_disarm_events(w);
 	if (growth_per_sec(&w->growth, &per_s) == 0) {
 		int n = snprintf(grow, sizeof grow, ", growth %s%s/s",
@@ -486,10 +675,7 @@ pool_watchdog_kill(struct pool *p, struct worker *w, const char *why)
 	log_ctx(LOG_WARNING, &ctx, "recycling (watchdog): %s, killing it",
 	    why);
 	snprintf(w->recycle_detail, sizeof w->recycle_detail, "%s", why);
-	if (w->replaced_by != NULL) {
-		w->replaced_by->replaces = NULL;
-		w->replaced_by = NULL;
-	}
+	replacement_unlink(p, w);
 	worker_kill(w, REASON_WATCHDOG);
 	pool_reconcile(p);
 }
@@ -622,7 +808,6 @@ pool_more_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)loop;
 	(void)revents;
 	pool_reconcile(p);
-	recyclerd_check(p->rd);
 }
 
 static void
@@ -678,8 +863,7 @@ pool_worker_ready(struct pool *p, struct worker *w)
 		    "draining with %s", (long)w->pid,
 		    w->ready_mono - w->spawn_mono,
 		    units_signal_name(old->cfg->drain_signal));
-		old->replaced_by = NULL;
-		w->replaces = NULL;
+		replacement_unlink(p, old);
 		worker_drain(old, old->recycle_reason,
 		    old->cfg->drain_timeout_ms);
 	}
@@ -688,7 +872,6 @@ pool_worker_ready(struct pool *p, struct worker *w)
 	 * that no later event-driven sample is mistaken for it. */
 	if (w->state == WS_READY)
 		pool_check_worker(p, w, mono_now(), true);
-	recyclerd_check(p->rd);
 }
 
 void
@@ -725,6 +908,7 @@ pool_count_failure(struct pool *p, struct worker *w, double now,
 		    (double)p->cfg->min_uptime_ms)
 			s->failures = 0;
 		s->failures++;
+		slot_settle(p, s);
 	}
 	*delay_ms = policy_backoff(p->cfg->restart_backoff_ms,
 	    s ? s->failures : 1, BACKOFF_MAX_MS);
@@ -807,10 +991,8 @@ pool_record_exit(struct pool *p, struct worker *w, int status)
 	}
 
 	/* Unlink it from the replacement relation. */
-	if (w->replaced_by != NULL)
-		w->replaced_by->replaces = NULL;
-	if (w->replaces != NULL)
-		w->replaces->replaced_by = NULL;
+	replacement_unlink(p, w);
+	replacement_unlink(p, w->replaces);
 
 	if (oom && !failure) {
 		e.kind = "oom";
@@ -857,11 +1039,9 @@ pool_record_exit(struct pool *p, struct worker *w, int status)
 	events_add(p->rd->events, &e);
 
 	worker_kill_leftovers(w);
-	TAILQ_REMOVE(&p->workers, w, entry);
-	p->nworkers--;
+	pool_detach(p, w);
 	worker_free(w);
 	pool_reconcile(p);
-	recyclerd_check(p->rd);
 }
 
 /* ---- notify messages ---- */
@@ -931,10 +1111,7 @@ pool_notify_assign(void *arg, const char *key, const char *value)
 		    "STOPPING=1");
 		snprintf(w->recycle_detail, sizeof w->recycle_detail,
 		    "worker sent STOPPING=1");
-		if (w->replaces != NULL) {
-			w->replaces->replaced_by = NULL;
-			w->replaces = NULL;
-		}
+		replacement_unlink(p, w->replaces);
 		worker_drain(w, REASON_STOPPING, w->cfg->drain_timeout_ms);
 		pool_reconcile(p);
 	} else if (strcmp(key, "WATCHDOG") == 0) {
@@ -977,8 +1154,10 @@ pool_new(struct recyclerd *rd, struct config *snap,
 	p->snap = config_ref(snap);
 	p->cfg = cfg;
 	p->state = POOL_RUNNING;
-	p->desired = cfg->workers;
 	TAILQ_INIT(&p->workers);
+	TAILQ_INIT(&p->work);
+	TAILQ_INIT(&p->pending);
+	pool_set_desired(p, cfg->workers);
 	if (cfg->nlisten > 0 && listen_open(cfg, NULL, &p->sockets, err) == -1) {
 		config_unref(p->snap);
 		free(p->name);
@@ -1005,7 +1184,7 @@ pool_new(struct recyclerd *rd, struct config *snap,
 	LIST_INSERT_HEAD(&rd->pools, p, entry);
 	plog(p, LOG_INFO, "starting %u worker%s: %s", p->desired,
 	    p->desired == 1 ? "" : "s", cfg->argv[0]);
-	pool_reconcile(p);
+	slot_queue_all(p);
 	return p;
 }
 
@@ -1088,10 +1267,12 @@ pool_apply(struct pool *p, struct config *snap, const struct pool_config *cfg,
 	config_unref(p->snap);
 	p->snap = config_ref(snap);
 	p->cfg = cfg;
-	p->desired = cfg->workers;
+	pool_set_desired(p, cfg->workers);
 	pool_prepare(p);
 	if (p->state == POOL_REMOVED)
 		p->state = POOL_RUNNING;
+	p->trim = true;
+	slot_queue_all(p);
 	ev_timer_stop(p->rd->loop, &p->sample);
 	ev_timer_set(&p->sample, 0.0, (double)cfg->sample_interval_ms / 1000.0);
 	ev_timer_again(p->rd->loop, &p->sample);
@@ -1120,8 +1301,8 @@ pool_remove(struct pool *p)
 	p->state = POOL_REMOVED;
 	plog(p, LOG_INFO, "removed from the configuration: draining %u "
 	    "worker%s", p->nworkers, p->nworkers == 1 ? "" : "s");
+	p->trim = true;
 	pool_reconcile(p);
-	recyclerd_check(p->rd);
 }
 
 void
@@ -1132,15 +1313,15 @@ pool_start(struct pool *p)
 	if (p->state == POOL_FAILED)
 		plog(p, LOG_NOTICE, "restarting after failure");
 	p->state = POOL_RUNNING;
-	if (p->desired == 0)
-		p->desired = p->cfg->workers;
 	for (i = 0; i < p->nslots; i++) {
 		ev_timer_stop(p->rd->loop, &p->slots[i]->respawn);
 		p->slots[i]->failures = 0;
+		slot_settle(p, p->slots[i]);
 	}
+	pool_set_desired(p, p->desired != 0 ? p->desired : p->cfg->workers);
 	memset(p->fail_times, 0, sizeof p->fail_times);
 	p->fail_head = 0;
-	pool_reconcile(p);
+	slot_queue_all(p);
 }
 
 void
@@ -1153,6 +1334,7 @@ pool_stop(struct pool *p)
 		ev_timer_stop(p->rd->loop, &p->slots[i]->respawn);
 	plog(p, LOG_INFO, "stopping %u worker%s", p->nworkers,
 	    p->nworkers == 1 ? "" : "s");
+	p->trim = true;
 	pool_reconcile(p);
 }
 
@@ -1161,8 +1343,9 @@ pool_scale(struct pool *p, unsigned int n)
 {
 	plog(p, LOG_INFO, "scaling from %u to %u worker%s", p->desired, n,
 	    n == 1 ? "" : "s");
-	p->desired = n;
-	pool_reconcile(p);
+	pool_set_desired(p, n);
+	p->trim = true;
+	slot_queue_all(p);
 }
 
 int

@@ -19,6 +19,7 @@
 
 #include "listen.h"
 #include "policy.h"
+#include "worker.h"
 
 struct config;
 struct pool_config;
@@ -34,10 +35,21 @@ enum pool_state {
 
 #define POOL_FAIL_RING	1024	/* > the largest rapid_fail */
 
+/*
+ * A slot is a worker number (RECYCLERD_WORKER). It lists the processes
+ * that run under its number (usually one; two while one replaces the
+ * other) so that every question about a slot costs O(1), whatever the
+ * size of the pool.
+ */
 struct slot {
 	struct pool	*pool;
 	unsigned int	 index;
 	unsigned int	 failures;	/* consecutive, for the backoff */
+	unsigned int	 nready;	/* members in WS_READY */
+	bool		 settled;	/* counted in pool->nsettled */
+	bool		 queued;	/* on pool->work */
+	TAILQ_HEAD(, worker) members;
+	TAILQ_ENTRY(slot) work_entry;
 	ev_timer	 respawn;	/* pending restart after a failure */
 };
 
@@ -54,9 +66,24 @@ struct pool {
 	unsigned int	 nworkers;
 	struct slot	**slots;	/* each allocated once: timers never move */
 	unsigned int	 nslots;
-	bool		 reconciling;	/* pool_reconcile() is on the stack */
-	bool		 reconcile_again;
 	unsigned int	 next_gen;
+
+	/*
+	 * Kept up to date at every change, so that no event walks the pool:
+	 * workers by state, slots below desired that are settled (a ready
+	 * worker, or a failure), places of max_recycling in use.
+	 */
+	unsigned int	 nstate[WS__COUNT];
+	unsigned int	 nsettled;
+	unsigned int	 recycling;
+	/* Work for the next reconciliation, which runs once per loop turn
+	 * (pool_run_deferred): slots that may need a process, workers that
+	 * wait for a recycle place (in the order they asked), and whether
+	 * workers past the wanted count must be drained. */
+	TAILQ_HEAD(, slot) work;
+	TAILQ_HEAD(, worker) pending;
+	bool		 dirty;
+	bool		 trim;
 
 	char		**env;		/* base environment for its workers */
 	gid_t		*groups;	/* supplementary groups of user */
@@ -105,6 +132,13 @@ int		 pool_recycle(struct pool *, int slot, enum reason);
 void		 pool_shutdown(struct pool *);
 void		 pool_kill_all(struct pool *);
 
+/*
+ * The reconciliation asked for since the last loop turn, if any: spawns,
+ * recycles, drains. Called by the daemon once per loop iteration (an
+ * ev_prepare), never from inside a pool's own callbacks.
+ */
+void		 pool_run_deferred(struct pool *);
+
 bool		 pool_is_empty(const struct pool *);
 /* Every wanted slot has been tried once (ready, or failed). */
 bool		 pool_is_settled(const struct pool *);
@@ -112,6 +146,9 @@ unsigned int	 pool_count(const struct pool *, int state);
 const char	*pool_state_name(enum pool_state);
 
 /* From worker.c and notify. */
+/* w went from state prev to its current one (worker_set_state). */
+void		 pool_worker_state(struct pool *, struct worker *,
+		    enum worker_state prev);
 void		 pool_worker_ready(struct pool *, struct worker *);
 /* Called from the worker's ev_child callback: frees w. */
 void		 pool_worker_exited(struct pool *, struct worker *, int status);

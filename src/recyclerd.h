@@ -21,6 +21,7 @@ struct control;
 struct events;
 struct guard;
 struct notify;
+struct spawner;
 struct pool;
 struct worker;
 
@@ -45,10 +46,12 @@ struct recyclerd {
 	struct notify	*notify;	/* the workers' NOTIFY_SOCKET */
 	struct events	*events;	/* ring of recent events */
 	struct guard	*guard;		/* kills every worker if we die */
+	struct spawner	*spawner;	/* forks the workers for us */
 	struct cgroup_root *cg;		/* NULL or the per-worker groups */
 	struct control	*control;	/* control socket server */
 	LIST_HEAD(, output) outputs;	/* relays of worker stdout/stderr */
 
+	ev_prepare	 deferred;	/* once per loop turn: pools, READY */
 	ev_signal	 sig[6];
 	ev_timer	 watchdog;	/* WATCHDOG=1 to systemd */
 	ev_timer	 tidy;		/* busy cgroups left to remove */

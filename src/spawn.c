@@ -19,6 +19,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sched.h>
 #include <unistd.h>
 #ifdef HAVE_LINUX_SCHED_H
 #include <linux/sched.h>
@@ -163,55 +164,76 @@ child(const struct spawn_req *r, int status_fd, pid_t parent, bool placed)
 	child_fail(status_fd, ST_EXEC);
 }
 
-/* clone3 into the cgroup; -1 with errno when the kernel cannot. */
+/*
+ * clone3 into the cgroup (cgroup_fd != -1) and/or as our parent's child
+ * (sibling); -1 with errno when the kernel cannot. With CLONE_PARENT the
+ * kernel takes the exit signal from the caller's own (SIGCHLD) and wants
+ * 0 here.
+ */
 static pid_t
-clone_into(int cgroup_fd)
+clone3_flags(int cgroup_fd, bool sibling)
 {
 #if defined(HAVE_DECL_SYS_CLONE3) && HAVE_DECL_SYS_CLONE3 && \
     defined(CLONE_INTO_CGROUP)
 	struct clone_args a;
 
 	memset(&a, 0, sizeof a);
-	a.flags = CLONE_INTO_CGROUP;
-	a.exit_signal = SIGCHLD;
-	a.cgroup = (uint64_t)cgroup_fd;
+	a.flags = sibling ? CLONE_PARENT : 0;
+	a.exit_signal = sibling ? 0 : SIGCHLD;
+	if (cgroup_fd != -1) {
+		a.flags |= CLONE_INTO_CGROUP;
+		a.cgroup = (uint64_t)cgroup_fd;
+	}
 	return (pid_t)syscall(SYS_clone3, &a, sizeof a);
 #else
 	(void)cgroup_fd;
+	(void)sibling;
 	errno = ENOSYS;
 	return -1;
 #endif
 }
 
 pid_t
-spawn_start(const struct spawn_req *r, int *status_fd)
+spawn_fork(const struct spawn_req *r, int status_wfd, pid_t parent,
+    bool sibling)
 {
-	pid_t parent = getpid(), pid = -1;
 	bool placed = false;
-	int p[2], saved;
+	pid_t pid = -1;
 
-	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) == -1)
-		return -1;
 	if (r->cgroup_dir_fd != -1) {
-		pid = clone_into(r->cgroup_dir_fd);
+		pid = clone3_flags(r->cgroup_dir_fd, sibling);
 		placed = pid != -1;
 	}
-	if (pid == -1)
+	if (pid == -1 && sibling)
+		pid = clone3_flags(-1, true);
+	if (pid == -1 && sibling && errno == ENOSYS)	/* before Linux 5.3 */
+		pid = (pid_t)syscall(SYS_clone, (unsigned long)CLONE_PARENT,
+		    0UL, 0UL, 0UL, 0UL);
+	if (pid == -1 && !sibling)
 		pid = fork();
+	if (pid == 0)
+		child(r, status_wfd, parent, placed);
+	return pid;
+}
+
+pid_t
+spawn_start(const struct spawn_req *r, int *status_fd)
+{
+	pid_t pid;
+	int p[2], saved;
+
+	/* Non-blocking for our end; an 8-byte write to an empty pipe never
+	 * blocks the child anyway. */
+	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) == -1)
+		return -1;
+	pid = spawn_fork(r, p[1], getpid(), false);
+	saved = errno;
+	close(p[1]);
 	if (pid == -1) {
-		saved = errno;
 		close(p[0]);
-		close(p[1]);
 		errno = saved;
 		return -1;
 	}
-	if (pid == 0) {
-		close(p[0]);
-		/* The pipe was made non-blocking for the parent's end; a
-		 * 8-byte write to an empty pipe never blocks anyway. */
-		child(r, p[1], parent, placed);
-	}
-	close(p[1]);
 	*status_fd = p[0];
 	return pid;
 }

@@ -54,6 +54,15 @@ struct spawn_error {
 pid_t	spawn_start(const struct spawn_req *, int *status_fd);
 
 /*
+ * The fork itself, for spawn_start() and the spawn server (spawner.c):
+ * the child reports failures on status_wfd and checks that parent is its
+ * parent. With sibling, the process becomes the child of our own parent
+ * (CLONE_PARENT): the daemon's, though the spawn server created it.
+ */
+pid_t	spawn_fork(const struct spawn_req *, int status_wfd, pid_t parent,
+	    bool sibling);
+
+/*
  * Read the outcome: 0 when nothing is known yet (the child has not exec'd
  * nor failed), 1 when *e says it: e->err == 0 means the exec happened;
  * otherwise that child is exiting with 127 and must still be reaped.

@@ -24,6 +24,7 @@
 #include "pool.h"
 #include "recyclerd.h"
 #include "spawn.h"
+#include "spawner.h"
 #include "units.h"
 #include "worker.h"
 
@@ -58,10 +59,12 @@ worker_uptime(const struct worker *w, double now)
 static void
 worker_set_state(struct worker *w, enum worker_state next)
 {
-	wlog(w, LOG_DEBUG, "%s -> %s", state_names[w->state],
-	    state_names[next]);
+	enum worker_state prev = w->state;
+
+	wlog(w, LOG_DEBUG, "%s -> %s", state_names[prev], state_names[next]);
 	w->state = next;
 	w->state_mono = mono_now();
+	pool_worker_state(w->pool, w, prev);
 }
 
 void
@@ -332,7 +335,7 @@ worker_spawn(struct pool *p, unsigned int slot, unsigned int gen,
 	req.pdeathsig = SIGKILL;
 	req.nofile = rd->nofile;
 
-	pid = spawn_start(&req, &w->exec_fd);
+	pid = spawner_spawn(rd->spawner, &req, &w->exec_fd);
 	strv_free(env);
 	if (out[1] != -1)
 		close(out[1]);

@@ -36,9 +36,13 @@ enum worker_state {
 	WS_DRAINING,		/* drain_signal sent, waiting for its exit */
 	WS_KILLED,		/* SIGKILL sent to its tree */
 };
+#define WS__COUNT	(WS_KILLED + 1)
 
 struct worker {
 	TAILQ_ENTRY(worker) entry;
+	TAILQ_ENTRY(worker) slot_entry;	/* its slot's members */
+	TAILQ_ENTRY(worker) pending_entry; /* waiting for a recycle place */
+	bool		 pending;
 	struct pool	*pool;		/* owner; outlives the worker */
 	unsigned int	 slot;		/* RECYCLERD_WORKER, stable */
 	unsigned int	 gen;		/* process number within the pool */

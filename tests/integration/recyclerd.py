@@ -310,6 +310,10 @@ class Recyclerd:
         # helper process it forks (and workers if it passes its own
         # environment on).
         env[MARKER] = self.test_id
+        # After every reconciliation the daemon recounts what it keeps
+        # counted (workers by state, recycles under way, settled slots)
+        # and aborts on a difference: a bookkeeping slip fails the test.
+        env["RECYCLERD_CHECK_INVARIANTS"] = "1"
         return env
 
     def start(self, wait_ready=True, timeout=20, args=()):
