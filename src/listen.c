@@ -588,6 +588,18 @@ listen_open(const struct pool_config *pc, const struct listen_set *reuse,
 }
 
 void
+listen_discard(struct listen_set *s, const struct listen_set *reuse)
+{
+	size_t i;
+
+	for (i = 0; s != NULL && i < s->n; i++)
+		if (s->keys[i] != NULL && strncmp(s->keys[i], "unix:/", 6) == 0 &&
+		    set_find(reuse, s->keys[i]) == -1)
+			(void)unlink(s->keys[i] + 5);
+	listen_close(s);
+}
+
+void
 listen_close(struct listen_set *s)
 {
 	size_t i;

@@ -40,6 +40,9 @@ int	listen_open(const struct pool_config *, const struct listen_set *reuse,
 /* Close the descriptors that the set holds and free it (systemd sockets
  * are kept for a later reload). */
 void	listen_close(struct listen_set *);
+/* Undo a listen_open() whose set will not be used: close it, and remove
+ * the socket files it created (not those of sockets reused from reuse). */
+void	listen_discard(struct listen_set *, const struct listen_set *reuse);
 
 /*
  * The address of a listen spec in a canonical form ("tcp:0.0.0.0:80" for

@@ -325,15 +325,56 @@ diag_join(const struct diag *d)
 	return s;
 }
 
+/* The pool of that name, a removed one still draining included. */
+static struct pool *
+pool_named(struct recyclerd *rd, const char *name)
+{
+	struct pool *p;
+
+	LIST_FOREACH(p, &rd->pools, entry)
+		if (strcmp(p->name, name) == 0)
+			return p;
+	return NULL;
+}
+
+/*
+ * Open the sockets of every pool of cfg into sets[] (the running pools'
+ * sockets are reused), all or nothing: this is the one step of a start or
+ * a reload that can fail once the configuration is valid. -1 with *err,
+ * and nothing left open or created.
+ */
+static int
+open_sockets(struct recyclerd *rd, const struct config *cfg,
+    struct listen_set *sets, char **err)
+{
+	const struct pool_config *pc;
+	struct pool *p;
+	size_t i;
+
+	for (i = 0; i < cfg->npools; i++) {
+		pc = cfg->pools[i];
+		p = pool_named(rd, pc->name);
+		if (pc->nlisten == 0 || listen_open(pc, p ? &p->sockets : NULL,
+		    &sets[i], err) == 0)
+			continue;
+		while (i-- > 0) {
+			p = pool_named(rd, cfg->pools[i]->name);
+			listen_discard(&sets[i], p ? &p->sockets : NULL);
+		}
+		return -1;
+	}
+	return 0;
+}
+
 int
 recyclerd_reload(struct recyclerd *rd, char **err)
 {
 	struct diag d = DIAG_INIT;
+	struct listen_set *sets;
 	struct config *next;
 	struct pool *p, *tmp;
 	size_t i;
-	char *perr;
-	int rc = 0;
+	char *perr = NULL;
 
 	log_info("reloading %s", rd->config_path);
 	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
@@ -343,6 +384,21 @@ recyclerd_reload(struct recyclerd *rd, char **err)
 		log_err("reload failed, keeping the running configuration");
 		if (err != NULL)
 			*err = diag_join(&d);
+		diag_free(&d);
+		service_status(rd, "READY=1");
+		return -1;
+	}
+	/* Every pool's sockets first: a reload applies whole or not at all. */
+	sets = xcalloc(next->npools + 1, sizeof *sets);
+	if (open_sockets(rd, next, sets, &perr) == -1) {
+		log_err("%s", perr);
+		log_err("reload refused, keeping the running configuration");
+		if (err != NULL)
+			*err = perr;
+		else
+			free(perr);
+		free(sets);
+		config_unref(next);
 		diag_free(&d);
 		service_status(rd, "READY=1");
 		return -1;
@@ -358,28 +414,12 @@ recyclerd_reload(struct recyclerd *rd, char **err)
 	for (i = 0; i < next->npools; i++) {
 		const struct pool_config *pc = next->pools[i];
 
-		perr = NULL;
-		if ((p = recyclerd_find_pool(rd, pc->name)) == NULL) {
-			LIST_FOREACH(tmp, &rd->pools, entry)
-				if (strcmp(tmp->name, pc->name) == 0)
-					break;	/* removed, still draining */
-			if (tmp != NULL) {
-				if (pool_apply(tmp, next, pc, &perr) == -1)
-					rc = -1;
-			} else if (pool_new(rd, next, pc, &perr) == NULL) {
-				rc = -1;
-			}
-		} else if (pool_apply(p, next, pc, &perr) == -1) {
-			rc = -1;
-		}
-		if (perr != NULL) {
-			log_err("%s; that pool keeps its running "
-			    "configuration", perr);
-			if (err != NULL && *err == NULL)
-				*err = xstrdup(perr);
-			free(perr);
-		}
+		if ((p = pool_named(rd, pc->name)) != NULL)
+			pool_apply(p, next, pc, &sets[i]);
+		else
+			(void)pool_new(rd, next, pc, &sets[i]);
 	}
+	free(sets);
 	LIST_FOREACH_SAFE(p, &rd->pools, entry, tmp)
 		if (p->state != POOL_REMOVED &&
 		    config_find_pool(next, p->name) == NULL)
@@ -390,8 +430,7 @@ recyclerd_reload(struct recyclerd *rd, char **err)
 	diag_free(&d);
 	log_info("reloaded %s", rd->config_path);
 	service_status(rd, "READY=1");
-	recyclerd_check(rd);
-	return rc;
+	return 0;
 }
 
 void
@@ -578,19 +617,22 @@ raise_nofile(struct recyclerd *rd)
 static void
 start_pools(struct recyclerd *rd)
 {
+	struct listen_set *sets = xcalloc(rd->cfg->npools + 1, sizeof *sets);
 	char *err = NULL;
 	size_t i;
 
+	if (open_sockets(rd, rd->cfg, sets, &err) == -1) {
+		log_err("%s", err);
+		log_err("refusing to start with a pool that cannot run");
+		free(err);
+		free(sets);
+		recyclerd_stop(rd);
+		rd->exit_code = EX_OSERR;
+		return;
+	}
 	for (i = 0; i < rd->cfg->npools; i++)
-		if (pool_new(rd, rd->cfg, rd->cfg->pools[i], &err) == NULL) {
-			log_err("%s", err);
-			log_err("refusing to start with a pool that cannot "
-			    "run");
-			free(err);
-			recyclerd_stop(rd);
-			rd->exit_code = EX_OSERR;
-			return;
-		}
+		(void)pool_new(rd, rd->cfg, rd->cfg->pools[i], &sets[i]);
+	free(sets);
 }
 
 int

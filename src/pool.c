@@ -1145,7 +1145,7 @@ pool_worker_notify(struct pool *p, struct worker *w, char *buf, size_t len)
 
 struct pool *
 pool_new(struct recyclerd *rd, struct config *snap,
-    const struct pool_config *cfg, char **err)
+    const struct pool_config *cfg, struct listen_set *sockets)
 {
 	struct pool *p = xcalloc(1, sizeof *p);
 
@@ -1158,12 +1158,8 @@ pool_new(struct recyclerd *rd, struct config *snap,
 	TAILQ_INIT(&p->work);
 	TAILQ_INIT(&p->pending);
 	pool_set_desired(p, cfg->workers);
-	if (cfg->nlisten > 0 && listen_open(cfg, NULL, &p->sockets, err) == -1) {
-		config_unref(p->snap);
-		free(p->name);
-		free(p);
-		return NULL;
-	}
+	p->sockets = *sockets;
+	memset(sockets, 0, sizeof *sockets);
 	if (rd->cg != NULL &&
 	    (p->cg = cgroup_pool_open(rd->cg, p->name, cfg->pool_memory_max)) ==
 	    NULL)
@@ -1248,19 +1244,16 @@ spawn_differs(const struct pool_config *a, const struct pool_config *b)
 	return !pool_config_equal(a, &tmp);
 }
 
-int
+void
 pool_apply(struct pool *p, struct config *snap, const struct pool_config *cfg,
-    char **err)
+    struct listen_set *sockets)
 {
-	struct listen_set sockets = { 0 };
 	struct worker *w, *next;
 	bool respawn = spawn_differs(p->cfg, cfg);
 
-	if (cfg->nlisten > 0 &&
-	    listen_open(cfg, &p->sockets, &sockets, err) == -1)
-		return -1;
 	listen_close(&p->sockets);
-	p->sockets = sockets;
+	p->sockets = *sockets;
+	memset(sockets, 0, sizeof *sockets);
 	if (p->cg != NULL)
 		(void)cgroup_set_max(p->cg, cfg->pool_memory_max);
 
@@ -1292,7 +1285,6 @@ pool_apply(struct pool *p, struct config *snap, const struct pool_config *cfg,
 			    "configuration changed");
 	}
 	pool_reconcile(p);
-	return 0;
 }
 
 void

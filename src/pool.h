@@ -107,16 +107,18 @@ struct pool {
 };
 
 /*
- * Create a pool for section cfg of snap and start its workers. NULL (with
- * *err set, caller frees) when its sockets cannot be opened.
+ * Create a pool for section cfg of snap and start its workers, with the
+ * sockets listen_open() opened for it (the pool takes them; *sockets is
+ * left empty). Opening every pool's sockets first is what lets a start or
+ * a reload be refused whole.
  */
 struct pool	*pool_new(struct recyclerd *, struct config *snap,
-		    const struct pool_config *cfg, char **err);
+		    const struct pool_config *cfg, struct listen_set *sockets);
 void		 pool_free(struct pool *);
-/* Run a new configuration: recycles the workers one by one if the way
- * they run changed. 0, or -1 with *err (sockets). */
-int		 pool_apply(struct pool *, struct config *snap,
-		    const struct pool_config *cfg, char **err);
+/* Run a new configuration with its sockets (taken, as by pool_new):
+ * recycles the workers one by one if the way they run changed. */
+void		 pool_apply(struct pool *, struct config *snap,
+		    const struct pool_config *cfg, struct listen_set *sockets);
 /* Drain every worker and forget the pool once they are gone. */
 void		 pool_remove(struct pool *);
 

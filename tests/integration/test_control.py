@@ -288,6 +288,38 @@ def test_reload_ok_and_refused(recyclerd):
     assert r.stderr.startswith("recyclerctl: ") and "wrokers" in r.stderr
 
 
+def test_reload_is_applied_whole_or_not_at_all(recyclerd):
+    # A new pool whose port is taken makes the whole reload fail: the
+    # other pool's new worker count must not have been applied meanwhile.
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    port = busy.getsockname()[1]
+    try:
+        start(recyclerd, workers=1)
+        recyclerd.write_config(pools={
+            "web": {"workers": 3},
+            "new": {"workers": 1, "listen": f"tcp:127.0.0.1:{port}"},
+        })
+        a = ask(recyclerd, "reload")
+        assert not a["ok"]
+        assert f"pool new: listen tcp:127.0.0.1:{port}" in a["error"]
+        recyclerd.wait_log(r"reload refused, keeping the running "
+                           r"configuration")
+        st = ok(recyclerd, "status")
+        assert [p["name"] for p in st["pools"]] == ["web"]
+        assert st["pools"][0]["desired"] == 1
+        assert not recyclerd.log_has(r"pool new: starting|pool web: scaling")
+        assert len(recyclerd.workers()) == 1
+        # Once the port is free, the same file applies whole.
+        busy.close()
+        assert ok(recyclerd, "reload") == {"ok": True}
+        recyclerd.wait_ready_workers(3)
+        recyclerd.wait_ready_workers(1, pool="new")
+    finally:
+        busy.close()
+
+
 def test_events_after_a_recycle(recyclerd):
     start(recyclerd, workers=1)
     [old] = recyclerd.workers().values()
