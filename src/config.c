@@ -104,9 +104,9 @@ static const char *const metric_names[] = {
  */
 #define CONFIG_OPTIONS(X) \
 	X("recyclerd", "pools_dir", OPT_PATH, D(pools_dir), \
-	    "/etc/recyclerd/pools.d", 0, 0, NULL, OPT_MAIN_ONLY) \
+	    SYSCONFDIR "/recyclerd/pools.d", 0, 0, NULL, OPT_MAIN_ONLY) \
 	X("recyclerd", "control_socket", OPT_PATH, D(control_socket), \
-	    "/run/recyclerd/control.sock", 0, 0, NULL, OPT_SOCKET) \
+	    CONFIG_DEFAULT_SOCKET, 0, 0, NULL, OPT_SOCKET) \
 	X("recyclerd", "control_group", OPT_CTLGROUP, D(control_group), \
 	    NULL, 0, 0, NULL, 0) \
 	X("recyclerd", "log_level", OPT_LOGLEVEL, D(log_level), "info", \
