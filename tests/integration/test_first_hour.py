@@ -178,3 +178,13 @@ def test_daemon_runs_as_an_unprivileged_user(unprivileged):
                        capture_output=True, text=True, timeout=30 * SLOW)
     assert p.returncode == 0, p.stderr
     d.wait_replaced(old, slot=0)
+
+
+def test_unit_documentation_names_the_four_man_pages():
+    unit = (SRCDIR / "packaging/systemd/recyclerd.service.in").read_text()
+    named = [u for line in re.findall(r"(?m)^Documentation=(.*)$", unit)
+             for u in line.split()]
+    pages = sorted(f"man:{p.stem}({p.suffix[1:]})"
+                   for p in (SRCDIR / "docs").glob("*.[1-8]"))
+    assert len(pages) == 4, pages
+    assert sorted(named) == pages
