@@ -83,6 +83,14 @@ def demo_config(d):
     return text
 
 
+def test_readme_gives_the_demos_recyclerctl_command():
+    """The README's next step after the demo names demo.conf's socket."""
+    demo = (SRCDIR / "conf/demo.conf").read_text()
+    path = re.search(r"(?m)^control_socket = (.*)$", demo)[1]
+    readme = (SRCDIR / "README.md").read_text()
+    assert f"\n    src/recyclerctl -s {path} status\n" in readme
+
+
 def test_demo_prints_the_recyclerctl_command_that_reaches_it(recyclerd):
     recyclerd.conf.write_text(demo_config(recyclerd))
     recyclerd.start()
