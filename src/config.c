@@ -104,9 +104,9 @@ static const char *const metric_names[] = {
  */
 #define CONFIG_OPTIONS(X) \
 	X("recyclerd", "pools_dir", OPT_PATH, D(pools_dir), \
-	    "/etc/recyclerd/pools.d", 0, 0, NULL, OPT_MAIN_ONLY) \
+	    SYSCONFDIR "/recyclerd/pools.d", 0, 0, NULL, OPT_MAIN_ONLY) \
 	X("recyclerd", "control_socket", OPT_PATH, D(control_socket), \
-	    "/run/recyclerd/control.sock", 0, 0, NULL, OPT_SOCKET) \
+	    CONFIG_DEFAULT_SOCKET, 0, 0, NULL, OPT_SOCKET) \
 	X("recyclerd", "control_group", OPT_CTLGROUP, D(control_group), \
 	    NULL, 0, 0, NULL, 0) \
 	X("recyclerd", "log_level", OPT_LOGLEVEL, D(log_level), "info", \
@@ -277,12 +277,26 @@ cfg_error(struct cfg_parse *p, const char *fmt, ...)
 	free(msg);
 }
 
+/* A '#' after a blank: most likely a comment that inih kept in the value. */
+static bool
+has_hash_comment(const char *value)
+{
+	const char *h;
+
+	for (h = strchr(value, '#'); h != NULL; h = strchr(h + 1, '#'))
+		if (h > value && isspace((unsigned char)h[-1]))
+			return true;
+	return false;
+}
+
 /* "FILE:LINE: [section] key = value: why", citing the entry. */
 static void
 entry_error(struct cfg_parse *p, const struct entry *e, const char *why)
 {
-	cfg_error(p, "%s:%d: [%s] %s = %s: %s", e->sec->src->path, e->line,
-	    e->sec->title, opts[e->opt].name, e->value, why);
+	cfg_error(p, "%s:%d: [%s] %s = %s: %s%s", e->sec->src->path, e->line,
+	    e->sec->title, opts[e->opt].name, e->value, why,
+	    has_hash_comment(e->value) ? "; note: inline comments start with "
+	    "';', not '#'" : "");
 }
 
 /* --- Paths -------------------------------------------------------------- */
@@ -1159,10 +1173,13 @@ cfg_read_line(char *buf, int size, void *stream)
 	if (len == -1)
 		return NULL;
 	p->line++;
-	/* inih cannot take more than size - 1 bytes with the newline. */
+	/*
+	 * inih cannot take more than size - 2 bytes with the newline: at
+	 * most size - 3 characters before it (197 with inih's 200).
+	 */
 	if (len > size - 2) {
 		cfg_error(p, "%s:%d: line too long (more than %d characters)",
-		    p->src->path, p->line, size - 2);
+		    p->src->path, p->line, size - 3);
 		p->kind = LK_NONE;
 		snprintf(buf, (size_t)size, "\n");
 		return buf;

@@ -22,7 +22,17 @@
 
 #include "util.h"
 
-#define CONFIG_DEFAULT_PATH	"/etc/recyclerd/recyclerd.conf"
+/*
+ * configure's --sysconfdir, passed by Makefile.am to the daemon's build, so
+ * that it reads what `make install` installs; design.md's /etc otherwise
+ * (the unit tests, which check the man pages' defaults).
+ */
+#ifndef SYSCONFDIR
+#define SYSCONFDIR		"/etc"
+#endif
+#define CONFIG_DEFAULT_PATH	SYSCONFDIR "/recyclerd/recyclerd.conf"
+/* Whatever the prefix: recyclerctl's default (and the unit's /run). */
+#define CONFIG_DEFAULT_SOCKET	"/run/recyclerd/control.sock"
 
 enum ready_mode { READY_SPAWN, READY_NOTIFY };
 

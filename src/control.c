@@ -11,9 +11,9 @@
  * silence. Sockets are non-blocking and answers are queued behind a write
  * watcher, so a client that does not read never stalls the loop.
  *
- * Who may do what is decided once, at accept: root, or a peer whose group
- * or supplementary groups include control_group, may run every command;
- * anyone else gets a permission error for every request.
+ * Who may do what is decided once, at accept: root, the daemon's own user,
+ * or a peer whose group or supplementary groups include control_group, may
+ * run every command; anyone else gets a permission error for every request.
  */
 #include "control.h"
 
@@ -1006,7 +1006,8 @@ peer_has_group(int fd, pid_t pid, gid_t gid)
 static bool
 peer_allowed(const struct config *cfg, int fd, const struct ucred *uc)
 {
-	if (uc->uid == 0)
+	/* Our own user too: a daemon run without root answers its owner. */
+	if (uc->uid == 0 || uc->uid == geteuid())
 		return true;
 	if (cfg->control_group == NULL)
 		return false;
@@ -1167,10 +1168,13 @@ set_access(const struct config *cfg, const char *path)
 		log_err_errno("control socket %s: chmod 0660", path);
 		return -1;
 	}
-	if (chown(path, 0, cfg->control_group != NULL ? cfg->control_gid :
-	    0) == -1) {
-		log_err_errno("control socket %s: chown root:%s", path,
-		    cfg->control_group);
+	/* Not root: the socket stays ours, in control_group if one is set. */
+	if (geteuid() != 0 && cfg->control_group == NULL)
+		return 0;
+	if (chown(path, geteuid() == 0 ? 0 : (uid_t)-1,
+	    cfg->control_group != NULL ? cfg->control_gid : 0) == -1) {
+		log_err_errno("control socket %s: chown to group %s", path,
+		    cfg->control_group != NULL ? cfg->control_group : "root");
 		return -1;
 	}
 	return 0;

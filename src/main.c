@@ -266,6 +266,10 @@ recyclerd_check(struct recyclerd *rd)
 	if (settled && !rd->reported_ready) {
 		rd->reported_ready = true;
 		log_info("ready: all pools are up");
+		/* Off the default path, say how recyclerctl gets here. */
+		if (strcmp(rd->cfg->control_socket, CONFIG_DEFAULT_SOCKET) != 0)
+			log_info("to see them: recyclerctl -s %s status",
+			    rd->cfg->control_socket);
 		service_status(rd, "READY=1");
 		rd->status_mono = mono_now();
 	} else if (rd->reported_ready && mono_now() - rd->status_mono >= 1.0) {

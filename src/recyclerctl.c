@@ -31,11 +31,12 @@
 
 #include <json-c/json.h>
 
+#include "config.h"		/* CONFIG_DEFAULT_SOCKET only */
 #include "units.h"
 #include "util.h"
 
-/* The daemon's default control_socket (config.c), whatever the prefix. */
-#define DEFAULT_SOCKET		"/run/recyclerd/control.sock"
+/* The daemon's default control_socket, whatever the prefix. */
+#define DEFAULT_SOCKET		CONFIG_DEFAULT_SOCKET
 #define RESPONSE_TIMEOUT_MS	10000
 #define RESPONSE_MAX		(256u << 20)	/* bytes of one answer line */
 #define WATCH_MIN_MS		100

@@ -2,7 +2,9 @@
 """test_docs.py - every configuration the documentation shows is accepted.
 
 Checked with `recyclerd -t -c FILE`, one test per snippet:
-- every fenced ```ini block of docs/*.md;
+- every fenced ```ini block of README.md and docs/*.md;
+- every example of the man pages (docs/*.[1-8]) that is a configuration:
+  an .EX/.EE block whose first line is a [section];
 - every file conf/*.conf and conf/pools.d/*.conf, whole.
 
 A snippet is checked where its file lives, so that relative paths mean
@@ -35,6 +37,9 @@ import recyclerd as rd
 SRCDIR = rd.SRCDIR
 FENCE_OPEN = re.compile(r"^(?P<indent>\s*)```ini\s*$")
 FENCE_CLOSE = re.compile(r"^\s*```\s*$")
+# The roff escapes the man pages' examples use, and what they print.
+ROFF_ESCAPES = ((r"\-", "-"), (r"\(aq", "'"), (r"\(dq", '"'),
+                (r"\(rs", "\\"), (r"\e", "\\"), (r"\&", ""))
 DAEMON_HEADER = re.compile(r"^\s*\[\s*recyclerd\s*\]\s*(?:;.*)?$")
 POOLS_DIR_KEY = re.compile(r"^pools_dir\s*[=:]")
 # Directories that receive snippet files: real directories in the shadow.
@@ -78,10 +83,38 @@ def markdown_snippets(md):
         yield Snippet(rel, start, "\n".join(body) + "\n")
 
 
+def unroff(line):
+    for escape, text in ROFF_ESCAPES:
+        line = line.replace(escape, text)
+    return line
+
+
+def man_snippets(man):
+    """The .EX/.EE blocks of one man page that are configurations."""
+    lines = man.read_text(encoding="utf-8").split("\n")
+    rel = man.relative_to(SRCDIR).as_posix()
+    i = 0
+    while i < len(lines):
+        i += 1
+        if not lines[i - 1].startswith(".EX"):
+            continue
+        start, body = i + 1, []
+        while i < len(lines) and not lines[i].startswith(".EE"):
+            body.append(unroff(lines[i]))
+            i += 1
+        if i == len(lines):
+            raise ValueError(f"{rel}:{start - 1}: .EX block never closed")
+        first = next((line for line in body if line.strip()), "")
+        if first.lstrip().startswith("["):
+            yield Snippet(rel, start, "\n".join(body) + "\n")
+
+
 def collect():
-    found = []
+    found = list(markdown_snippets(SRCDIR / "README.md"))
     for md in sorted((SRCDIR / "docs").glob("*.md")):
         found.extend(markdown_snippets(md))
+    for man in sorted((SRCDIR / "docs").glob("*.[1-8]")):
+        found.extend(man_snippets(man))
     for pattern in ("conf/*.conf", "conf/pools.d/*.conf"):
         for f in sorted(SRCDIR.glob(pattern)):
             found.append(Snippet(f.relative_to(SRCDIR).as_posix(), 1,
@@ -141,8 +174,13 @@ def relabel(output, written, snippet, numbers):
 def test_snippets_found():
     """The guides do show configurations; an empty list means a broken
     fence pattern, not a clean bill of health."""
-    assert any(s.path.startswith("docs/") for s in SNIPPETS), \
-        "no ```ini block found in docs/*.md"
+    assert any(s.path.startswith("docs/") and s.path.endswith(".md")
+               for s in SNIPPETS), "no ```ini block found in docs/*.md"
+    assert any(s.path == "README.md" for s in SNIPPETS), \
+        "no ```ini block found in README.md"
+    for page in ("recyclerd.conf.5", "recyclerd-protocol.7"):
+        assert any(s.path == f"docs/{page}" for s in SNIPPETS), \
+            f"no configuration found in the EXAMPLES of docs/{page}"
     assert any(s.path.startswith("conf/") for s in SNIPPETS), \
         "no conf/*.conf file found"
 
