@@ -21,6 +21,7 @@ struct control;
 struct events;
 struct guard;
 struct notify;
+struct orphans;
 struct pool;
 struct worker;
 
@@ -45,6 +46,7 @@ struct recyclerd {
 	struct notify	*notify;	/* the workers' NOTIFY_SOCKET */
 	struct events	*events;	/* ring of recent events */
 	struct guard	*guard;		/* kills every worker if we die */
+	struct orphans	*orphans;	/* processes re-parented to us */
 	struct cgroup_root *cg;		/* NULL or the per-worker groups */
 	struct control	*control;	/* control socket server */
 	LIST_HEAD(, output) outputs;	/* relays of worker stdout/stderr */
