@@ -321,6 +321,18 @@ forget(struct orphans *o, struct orphan *or)
 	free(or);
 }
 
+/* Our child, and neither a worker, the guard nor a known orphan. */
+static bool
+is_new_child(struct orphans *o, pid_t pid)
+{
+	pid_t ppid;
+
+	return proc_stat_ids(pid, &ppid, NULL, NULL) == 0 &&
+	    ppid == o->rd->pid && pid != guard_pid(o->rd->guard) &&
+	    pidmap_get(o->rd, pid) == NULL &&
+	    ph_get(&o->orphans, pid) == NULL;
+}
+
 /* ---- sweep and reap ---- */
 
 static void
@@ -513,10 +525,14 @@ orphans_walked(struct orphans *o, struct worker *w, const pid_t *pids,
 	}
 	for (i = 0; i < w->ndesc; i++) {
 		d = (struct desc *)ph_get(&o->descs, w->desc[i]);
-		if (d != NULL && d->worker == w && d->stamp != w->walk_gen) {
-			ph_del(&o->descs, &d->node);
-			free(d);
-		}
+		if (d == NULL || d->worker != w || d->stamp == w->walk_gen)
+			continue;
+		/* Gone from its tree: dead, or re-parented to us, which the
+		 * sweep would see only after this entry is gone. */
+		if (is_new_child(o, d->node.pid))
+			adopt(o, d->node.pid);
+		ph_del(&o->descs, &d->node);
+		free(d);
 	}
 	if (n - 1 > w->desc_cap) {
 		w->desc_cap = n - 1;
