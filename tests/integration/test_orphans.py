@@ -159,7 +159,9 @@ def test_orphan_found_by_tree_walk_dies_with_recycle(recyclerd, orphaner):
     start(recyclerd, orphaner,
           command=orphaner.command(empty_env=True, hold=2.0))
     orphaner.wait_adopted()
-    old = recyclerd.workers()[0]
+    # Not workers(): a grandchild with the pool's environment is a
+    # child of the daemon too.
+    [old] = [w["pid"] for w in status(recyclerd)["pools"][0]["workers"]]
     subprocess.run([RECYCLERCTL_BIN, "-s", str(recyclerd.control_path),
                     "recycle", "web", "all"], check=True,
                    timeout=20 * rd.SLOW, capture_output=True)
@@ -175,7 +177,9 @@ def test_orphan_found_by_environment_dies_with_worker_kill(recyclerd,
     start(recyclerd, orphaner, command=orphaner.command(hold=0.0),
           drain_signal="SIGCONT", drain_timeout="300ms")
     orphaner.wait_adopted()
-    old = recyclerd.workers()[0]
+    # Not workers(): a grandchild with the pool's environment is a
+    # child of the daemon too.
+    [old] = [w["pid"] for w in status(recyclerd)["pools"][0]["workers"]]
     subprocess.run([RECYCLERCTL_BIN, "-s", str(recyclerd.control_path),
                     "recycle", "web", "0"], check=True,
                    timeout=20 * rd.SLOW, capture_output=True)
