@@ -27,6 +27,21 @@ struct guard {
 	int		 fd;		/* write end */
 };
 
+/*
+ * An orphan's pid travels with this bit set: pids and sessions stay below
+ * 2^22 (PID_MAX_LIMIT), so a record never means both.
+ */
+#define GUARD_PID_BIT	0x40000000
+
+/* Orphans, each with a pidfd taken when told (-1 without pidfd_open). */
+struct pidset {
+	struct {
+		pid_t	 pid;
+		int	 fd;
+	}		*v;
+	size_t		 n, cap;
+};
+
 struct sidset {
 	pid_t		*v;
 	size_t		 n, cap;
@@ -91,6 +106,62 @@ sweep(const struct sidset *s)
 	return killed;
 }
 
+static void
+pidset_add(struct pidset *s, pid_t pid)
+{
+	if (s->n == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 16;
+		s->v = xrealloc(s->v, s->cap * sizeof *s->v);
+	}
+	s->v[s->n].pid = pid;
+#ifdef SYS_pidfd_open
+	s->v[s->n].fd = (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+	s->v[s->n].fd = -1;
+#endif
+	s->n++;
+}
+
+static void
+pidset_del(struct pidset *s, pid_t pid)
+{
+	size_t i;
+
+	for (i = 0; i < s->n; i++)
+		if (s->v[i].pid == pid) {
+			if (s->v[i].fd != -1)
+				close(s->v[i].fd);
+			s->v[i] = s->v[--s->n];
+			return;
+		}
+}
+
+/*
+ * The orphans, and the sessions they lead (a daemon that called setsid()
+ * and its children): the session sweep takes those. A pidfd that no
+ * longer names a live process makes the signal fail, not go astray.
+ */
+static void
+kill_orphans(const struct pidset *p, struct sidset *s)
+{
+	pid_t sid;
+	size_t i;
+
+	for (i = 0; i < p->n; i++) {
+		if (proc_stat_ids(p->v[i].pid, NULL, NULL, &sid) == 0 &&
+		    sid == p->v[i].pid && !sidset_has(s, sid))
+			sidset_add(s, sid);
+#ifdef SYS_pidfd_send_signal
+		if (p->v[i].fd != -1) {
+			(void)syscall(SYS_pidfd_send_signal, p->v[i].fd,
+			    SIGKILL, NULL, 0);
+			continue;
+		}
+#endif
+		(void)kill(p->v[i].pid, SIGKILL);
+	}
+}
+
 /* SIGKILL every process listed in dir/cgroup.procs; returns how many. */
 static int
 kill_procs(const char *dir)
@@ -149,6 +220,7 @@ static _Noreturn void
 guard_main(int fd)
 {
 	struct sidset set = { 0 };
+	struct pidset orphans = { 0 };
 	sigset_t none;
 	char cgroup[PATH_MAX] = "";
 	bool cgroup_self = false;
@@ -175,7 +247,11 @@ guard_main(int fd)
 			continue;
 		if (n != (ssize_t)sizeof rec)
 			break;		/* EOF: the daemon is gone */
-		if (rec > 0) {
+		if (rec > 0 && (rec & GUARD_PID_BIT) != 0) {
+			pidset_add(&orphans, rec & ~GUARD_PID_BIT);
+		} else if (rec < 0 && (-rec & GUARD_PID_BIT) != 0) {
+			pidset_del(&orphans, -rec & ~GUARD_PID_BIT);
+		} else if (rec > 0) {
 			sidset_add(&set, rec);
 		} else if (rec < 0) {
 			sidset_del(&set, -rec);
@@ -189,12 +265,14 @@ guard_main(int fd)
 			cgroup[len] = '\0';
 		}
 	}
+	kill_orphans(&orphans, &set);
 	/* A worker may fork while we sweep: sweep until a pass kills none. */
 	for (i = 0; i < 10 && sweep(&set) > 0; i++)
 		usleep(10000);
 	if (cgroup[0] != '\0')
 		remove_groups(cgroup, cgroup_self);
 	free(set.v);
+	free(orphans.v);
 	_exit(0);
 }
 
@@ -250,6 +328,18 @@ void
 guard_del(struct guard *g, pid_t sid)
 {
 	guard_send(g, -(int32_t)sid);
+}
+
+void
+guard_add_pid(struct guard *g, pid_t pid)
+{
+	guard_send(g, (int32_t)pid | GUARD_PID_BIT);
+}
+
+void
+guard_del_pid(struct guard *g, pid_t pid)
+{
+	guard_send(g, -((int32_t)pid | GUARD_PID_BIT));
 }
 
 void

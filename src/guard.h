@@ -9,7 +9,9 @@
  * worker leads its own session) and -sid when it is reaped. When the daemon
  * dies, for whatever reason, the pipe reaches EOF and the guard SIGKILLs
  * every process still in one of those sessions, kills and removes the
- * cgroups the daemon made, then exits.
+ * cgroups the daemon made, then exits. Processes that left their worker's
+ * session and were re-parented to the daemon are sent as pids (+p/-p:
+ * the pid with GUARD_PID_BIT set); the guard holds a pidfd on each.
  */
 #ifndef RECYCLERD_GUARD_H
 #define RECYCLERD_GUARD_H
@@ -26,6 +28,10 @@ void		 guard_stop(struct guard *);
 pid_t		 guard_pid(const struct guard *);
 void		 guard_add(struct guard *, pid_t sid);
 void		 guard_del(struct guard *, pid_t sid);
+/* An orphan re-parented to the daemon (orphans.c): killed too, and its
+ * session if it leads one. */
+void		 guard_add_pid(struct guard *, pid_t pid);
+void		 guard_del_pid(struct guard *, pid_t pid);
 /* When the daemon dies, also kill what is in the cgroups below path and
  * remove them (and path itself with remove_self). */
 void		 guard_cgroups(struct guard *, const char *path,

@@ -33,6 +33,7 @@
 #include "log.h"
 #include "memprobe.h"
 #include "notify.h"
+#include "orphans.h"
 #include "output.h"
 #include "pool.h"
 #include "recyclerd.h"
@@ -311,6 +312,24 @@ recyclerd_find_pool(struct recyclerd *rd, const char *name)
 
 /* ---- reload and stop ---- */
 
+/*
+ * Orphans are looked for as often as the most often sampled pool samples
+ * (an orphan is measured from the sample after it is found), at least
+ * every second (they are killed at shutdown and by the guard only once
+ * found).
+ */
+static double
+sweep_interval(const struct config *cfg)
+{
+	uint64_t ms = 1000;
+	size_t i;
+
+	for (i = 0; i < cfg->npools; i++)
+		if (cfg->pools[i]->sample_interval_ms < ms)
+			ms = cfg->pools[i]->sample_interval_ms;
+	return ms < 10 ? 0.010 : (double)ms / 1000.0;
+}
+
 static char *
 diag_join(const struct diag *d)
 {
@@ -430,6 +449,7 @@ recyclerd_reload(struct recyclerd *rd, char **err)
 			pool_remove(p);
 	config_unref(rd->cfg);
 	rd->cfg = next;
+	orphans_set_interval(rd->orphans, sweep_interval(next));
 	control_reconfigure(rd->control);	/* control_group may change */
 	diag_free(&d);
 	log_info("reloaded %s", rd->config_path);
@@ -734,6 +754,10 @@ main(int argc, char **argv)
 		    cgroup_root_version(rd.cg) == CG_V1);
 	}
 
+	/* After the guard: it is a child of ours, and no orphan. */
+	rd.orphans = orphans_new(&rd);
+	orphans_set_interval(rd.orphans, sweep_interval(rd.cfg));
+
 	if (rd.cg != NULL) {
 		ev_timer_init(&rd.tidy, on_tidy, 1.0, 1.0);
 		rd.tidy.data = &rd;
@@ -765,7 +789,9 @@ main(int argc, char **argv)
 	notify_close(rd.notify);
 	output_close_all(&rd);
 	spawner_stop(rd.spawner);
+	rd.spawner = NULL;
 	cgroup_root_close(rd.cg);	/* before the guard could sweep them */
+	orphans_free(rd.orphans);	/* kills what is left of our children */
 	guard_stop(rd.guard);
 	events_free(rd.events);
 	config_unref(rd.cfg);

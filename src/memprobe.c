@@ -68,6 +68,10 @@ static struct {
 	pid_t		 queue[MEMPROBE_MAX_PROCS];
 	char		 children[CHILDREN_BUF_SIZE];
 } scratch;
+/* How many pids of scratch.queue the last sample's walk found, and whose
+ * walk it was (NULL when the last sample did not walk). */
+static size_t last_walk_n;
+static const struct memprobe *last_walk_probe;
 
 /* A breadth-first walk: queue[0..n) are the pids found so far. */
 struct walk {
@@ -640,6 +644,19 @@ sample_root(struct memprobe *p, bool with_smaps, struct mem_sample *s)
 int
 memprobe_sample(struct memprobe *p, bool with_smaps, struct mem_sample *out)
 {
+	return memprobe_sample_roots(p, NULL, 0, with_smaps, out);
+}
+
+/*
+ * Extra roots (a worker's adopted orphans) join the queue after the root's
+ * children: they and their trees are walked and counted like descendants,
+ * and one that vanished is skipped. With extra roots there is always a
+ * walk, since the lone shortcut only knows about the root.
+ */
+int
+memprobe_sample_roots(struct memprobe *p, const pid_t *extra, size_t nextra,
+    bool with_smaps, struct mem_sample *out)
+{
 	struct mem_sample s = { .has_smaps = with_smaps };
 	struct walk w = {
 		.queue = scratch.queue,
@@ -651,15 +668,19 @@ memprobe_sample(struct memprobe *p, bool with_smaps, struct mem_sample *out)
 	size_t i;
 
 	w.queue[0] = p->pid;
+	last_walk_probe = NULL;
 	if (sample_root(p, with_smaps, &s) == -1)
 		return -1;
-	if (p->lone && !with_smaps && ++p->unwalked < LONE_REWALK) {
+	if (p->lone && !with_smaps && nextra == 0 &&
+	    ++p->unwalked < LONE_REWALK) {
 		*out = s;
 		return 0;
 	}
 	(void)walk_children(&w, p->pid, p->task_fd, p->children_fd);
 	p->lone = w.n == 1;
 	p->unwalked = 0;
+	for (i = 0; i < nextra && w.n < w.max; i++)
+		w.queue[w.n++] = extra[i];
 	for (i = 1; i < w.n; i++) {
 		/* One that vanished took none of its children along: they
 		 * went to a subreaper, out of this tree. */
@@ -667,8 +688,17 @@ memprobe_sample(struct memprobe *p, bool with_smaps, struct mem_sample *out)
 			continue;
 		(void)walk_children(&w, w.queue[i], -1, -1);
 	}
+	last_walk_n = w.n;
+	last_walk_probe = p;
 	*out = s;
 	return 0;
+}
+
+size_t
+memprobe_last_walk(const struct memprobe *p, const pid_t **pids)
+{
+	*pids = scratch.queue;
+	return p == last_walk_probe ? last_walk_n : 0;
 }
 
 /* The vanished are left out; the walk uses the caller's array as its queue. */
@@ -694,6 +724,20 @@ memprobe_tree(pid_t root, pid_t *pids, size_t max)
 			pids[alive++] = pids[i];
 	}
 	return alive;
+}
+
+size_t
+memprobe_children(pid_t pid, pid_t *pids, size_t max)
+{
+	struct walk w = {
+		.queue = pids,
+		.max = max,
+		.buf = scratch.children,
+		.buf_size = sizeof scratch.children,
+	};
+
+	(void)walk_children(&w, pid, -1, -1);
+	return w.n;
 }
 
 /* Opened and closed each time: the daemon asks rarely (status, metrics). */

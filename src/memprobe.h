@@ -52,8 +52,25 @@ void	memprobe_free(struct memprobe *);	/* NULL ok */
 int	memprobe_sample(struct memprobe *, bool with_smaps,
 	    struct mem_sample *) MUST_CHECK;
 
+/*
+ * The same, with the trees of extra roots counted too (processes that left
+ * the root's tree but belong to it: orphans re-parented to the daemon).
+ */
+int	memprobe_sample_roots(struct memprobe *, const pid_t *extra,
+	    size_t nextra, bool with_smaps, struct mem_sample *) MUST_CHECK;
+/*
+ * The pids the last memprobe_sample*() walked if it was this probe's (the
+ * root first, then descendants and extra roots, some possibly gone
+ * meanwhile); 0 if it did not walk. Valid until the next sample of any
+ * probe.
+ */
+size_t	memprobe_last_walk(const struct memprobe *, const pid_t **pids);
+
 /* Pids of the tree rooted at root (root first); returns the count. */
 size_t	memprobe_tree(pid_t root, pid_t *pids, size_t max);
+
+/* Direct children of pid (of all its threads); returns the count. */
+size_t	memprobe_children(pid_t pid, pid_t *pids, size_t max);
 
 /* The daemon's own resident set, in bytes (0 if unreadable). */
 uint64_t memprobe_self_rss(void);

@@ -21,6 +21,7 @@ struct control;
 struct events;
 struct guard;
 struct notify;
+struct orphans;
 struct spawner;
 struct pool;
 struct worker;
@@ -47,6 +48,7 @@ struct recyclerd {
 	struct events	*events;	/* ring of recent events */
 	struct guard	*guard;		/* kills every worker if we die */
 	struct spawner	*spawner;	/* forks the workers for us */
+	struct orphans	*orphans;	/* processes re-parented to us */
 	struct cgroup_root *cg;		/* NULL or the per-worker groups */
 	struct control	*control;	/* control socket server */
 	LIST_HEAD(, output) outputs;	/* relays of worker stdout/stderr */

@@ -20,6 +20,7 @@
 #include "cgroup.h"
 #include "config.h"
 #include "guard.h"
+#include "orphans.h"
 #include "output.h"
 #include "pool.h"
 #include "recyclerd.h"
@@ -130,6 +131,9 @@ kill_tree(struct worker *w)
 	pid_t pids[TREE_MAX];
 	size_t i, n;
 
+	/* Outside its session, perhaps outside its cgroup (found by
+	 * environment): by pidfd, whatever the rest takes. */
+	orphans_kill_worker(w->pool->rd->orphans, w);
 	if (w->cg != NULL && cgroup_kill(w->cg) == 0)
 		return;
 	n = memprobe_tree(w->pid, pids, TREE_MAX);
@@ -301,6 +305,7 @@ worker_spawn(struct pool *p, unsigned int slot, unsigned int gen,
 	w->timer.data = w;
 	w->exec_fd = -1;
 	ev_io_init(&w->cg_event, worker_cg_event_cb, -1, EV_READ);
+	LIST_INIT(&w->orphans);
 
 	if (p->cg != NULL)
 		w->cg = cgroup_worker_open(p->cg, slot, gen, cfg->memory_high,
@@ -392,6 +397,7 @@ worker_free(struct worker *w)
 	ev_io_stop(rd->loop, &w->exec_io);
 	if (w->exec_fd != -1)
 		close(w->exec_fd);
+	orphans_worker_gone(rd->orphans, w);
 	pidmap_del(rd, w->pid);
 	guard_del(rd->guard, w->pid);
 	memprobe_free(w->probe);
@@ -467,6 +473,24 @@ worker_kill_leftovers(struct worker *w)
 	if (w->cg != NULL)
 		(void)cgroup_kill(w->cg);
 	(void)kill(-w->pid, SIGKILL);
+	orphans_kill_worker(w->pool->rd->orphans, w);
+}
+
+/* Sample its tree with its orphans, and tell orphans.c what the walk saw. */
+static int
+worker_probe(struct worker *w, bool with_smaps, struct mem_sample *s)
+{
+	struct orphans *o = w->pool->rd->orphans;
+	pid_t extra[64];
+	const pid_t *seen;
+	size_t n;
+
+	n = orphans_roots(o, w, extra, nitems(extra));
+	if (memprobe_sample_roots(w->probe, extra, n, with_smaps, s) == -1)
+		return -1;
+	if ((n = memprobe_last_walk(w->probe, &seen)) > 0)
+		orphans_walked(o, w, seen, n);
+	return 0;
 }
 
 int
@@ -486,14 +510,14 @@ worker_sample(struct worker *w, double now, bool force_smaps)
 			return -1;
 		w->cgroup_bytes = w->memory = v;
 		w->memory_exact = true;
-		if (force_smaps && memprobe_sample(w->probe, true, &s) == 0)
+		if (force_smaps && worker_probe(w, true, &s) == 0)
 			w->last = s;
 		growth_add(&w->growth, now, w->tasks, v);
 	} else {
 		bool smaps_now = (metric == METRIC_PSS || metric == METRIC_USS) &&
 		    (force_smaps || w->pool->rd->no_prefilter);
 
-		if (memprobe_sample(w->probe, smaps_now, &s) == -1)
+		if (worker_probe(w, smaps_now, &s) == -1)
 			return -1;
 		if (metric == METRIC_RSS || metric == METRIC_CGROUP ||
 		    metric == METRIC_CGROUP_ANON) {
@@ -505,7 +529,7 @@ worker_sample(struct worker *w, double now, bool force_smaps)
 			/* Only near a limit is the page-table walk worth it:
 			 * uss <= pss <= rss. */
 			if (!s.has_smaps &&
-			    memprobe_sample(w->probe, true, &s) == -1)
+			    worker_probe(w, true, &s) == -1)
 				return -1;
 			w->memory = metric == METRIC_PSS ? s.pss : s.uss;
 			w->memory_exact = true;

@@ -27,8 +27,11 @@
 #include "util.h"
 
 struct config;
+struct orphan;
 struct pool;
 struct pool_config;
+
+LIST_HEAD(orphan_list, orphan);
 
 enum worker_state {
 	WS_STARTING,		/* forked, not yet ready */
@@ -92,6 +95,13 @@ struct worker {
 	ev_io		 cg_event;	/* threshold events (cgroup) */
 	int		 exec_fd;	/* exec status pipe until it spoke */
 	ev_io		 exec_io;
+
+	/* Its processes re-parented to the daemon, and the descendants its
+	 * last tree walk saw (orphans.c owns both). */
+	struct orphan_list orphans;
+	pid_t		*desc;
+	size_t		 ndesc, desc_cap;
+	unsigned int	 walk_gen;
 };
 
 /*
@@ -108,9 +118,10 @@ void		 worker_free(struct worker *);
 void		 worker_set_ready(struct worker *);
 /* Send drain_signal and arm the kill deadline (timeout_ms). */
 void		 worker_drain(struct worker *, enum reason, uint64_t timeout_ms);
-/* SIGKILL its whole tree now. */
+/* SIGKILL its whole tree now (its orphans included). */
 void		 worker_kill(struct worker *, enum reason);
-/* SIGKILL what is left of its process group after it was reaped. */
+/* SIGKILL what is left of its process group and its orphans after it was
+ * reaped. */
 void		 worker_kill_leftovers(struct worker *);
 /* Watch the cgroup threshold for the lowest limit in force (at ready, and
  * when limits change); disarm when it is being recycled. */
@@ -122,7 +133,8 @@ void		 worker_confirm_soon(struct worker *);
 void		 worker_set_limits(struct worker *, const struct pool_config *);
 
 /*
- * Take one sample: statm of the tree, smaps_rollup when the metric needs it
+ * Take one sample: statm of the tree (its orphans as extra roots; the walk
+ * also tells orphans.c who its descendants are), smaps_rollup when the metric needs it
  * and rss is at or above the lowest limit (or force_smaps), the cgroup
  * counter for cgroup metrics. Updates memory, peak, growth. -1 when the
  * process is gone (its exit is on its way).
