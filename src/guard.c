@@ -3,6 +3,10 @@
  * guard.c - the process that kills the workers' sessions when the daemon
  * dies. See guard.h. The guard itself ignores terminal signals (Ctrl-C
  * reaches the daemon's whole process group) and exits only on EOF.
+ *
+ * The daemon keeps its own copy of what it told the guard (the sessions,
+ * the cgroup record): if the guard dies (killed by hand, the OOM killer),
+ * a new one is forked and told all of it again.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -19,17 +23,29 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <ev.h>
+
 #include "guard.h"
+#include "log.h"
+#include "spawn.h"
 #include "util.h"
 
-struct guard {
-	pid_t		 pid;
-	int		 fd;		/* write end */
-};
+#define CGROUP_REC_MAX	(sizeof(int32_t) + sizeof(uint16_t) + 1 + PATH_MAX)
 
 struct sidset {
 	pid_t		*v;
 	size_t		 n, cap;
+};
+
+struct guard {
+	pid_t		 pid;
+	int		 fd;		/* write end, or -1 */
+	struct sidset	 sids;		/* what the guard was told */
+	char		 cgroup_rec[CGROUP_REC_MAX];
+	size_t		 cgroup_len;	/* 0: none sent */
+	struct ev_loop	*loop;		/* NULL until guard_watch */
+	ev_child	 child;		/* the guard's exit */
+	ev_timer	 retry;		/* a new guard could not be forked */
 };
 
 static void
@@ -198,57 +214,184 @@ guard_main(int fd)
 	_exit(0);
 }
 
-struct guard *
-guard_start(void)
+/* Fork a guard process; its pid, or -1 with errno. *fd gets the write end. */
+static pid_t
+guard_fork(int *fd)
 {
-	struct guard *g;
 	int p[2], e;
 	pid_t pid;
 
 	if (pipe2(p, O_CLOEXEC) == -1)
-		return NULL;
+		return -1;
 	if ((pid = fork()) == -1) {
 		e = errno;
 		close(p[0]);
 		close(p[1]);
 		errno = e;
-		return NULL;
+		return -1;
 	}
 	if (pid == 0) {
 		/* Keep only the pipe: the daemon's sockets must die with it. */
 		if (p[0] != 3 && dup2(p[0], 3) == -1)
 			_exit(1);
-		syscall(SYS_close_range, 4U, ~0U, 0U);
+		(void)spawn_close_from(4, false);
 		guard_main(3);
 	}
 	close(p[0]);
-	g = xmalloc(sizeof *g);
+	*fd = p[1];
+	return pid;
+}
+
+struct guard *
+guard_start(void)
+{
+	struct guard *g;
+	int fd;
+	pid_t pid;
+
+	if ((pid = guard_fork(&fd)) == -1)
+		return NULL;
+	g = xcalloc(1, sizeof *g);
 	g->pid = pid;
-	g->fd = p[1];
+	g->fd = fd;
 	return g;
+}
+
+static void guard_restart(struct guard *);
+
+/* One record (below PIPE_BUF: it cannot interleave); false if the guard
+ * is gone. */
+static bool
+guard_write(struct guard *g, const void *buf, size_t len)
+{
+	ssize_t n;
+
+	do
+		n = write(g->fd, buf, len);
+	while (n == -1 && errno == EINTR);
+	return n == (ssize_t)len;
 }
 
 static void
 guard_send(struct guard *g, int32_t rec)
 {
-	ssize_t n;
-
 	if (g == NULL || g->fd == -1)
 		return;
-	do
-		n = write(g->fd, &rec, sizeof rec);
-	while (n == -1 && errno == EINTR);
+	if (!guard_write(g, &rec, sizeof rec) && errno == EPIPE) {
+		log_warn("guard process [pid %ld] is gone (its pipe is "
+		    "closed)", (long)g->pid);
+		guard_restart(g);
+	}
+}
+
+/* Tell a new guard everything the last one knew. */
+static bool
+guard_replay(struct guard *g)
+{
+	size_t i;
+	int32_t rec;
+
+	if (g->cgroup_len > 0 && !guard_write(g, g->cgroup_rec, g->cgroup_len))
+		return false;
+	for (i = 0; i < g->sids.n; i++) {
+		rec = (int32_t)g->sids.v[i];
+		if (!guard_write(g, &rec, sizeof rec))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * The guard died: fork a new one and tell it the current sessions and
+ * cgroups. The old one is reaped by the loop (its watcher, or libev's
+ * catch-all when it is not watched any more).
+ */
+static void
+guard_restart(struct guard *g)
+{
+	pid_t pid;
+	int fd;
+
+	if (g->fd != -1) {
+		close(g->fd);
+		g->fd = -1;
+	}
+	if (g->loop != NULL)
+		ev_child_stop(g->loop, &g->child);
+	if ((pid = guard_fork(&fd)) == -1) {
+		log_err_errno("unable to fork a new guard process (retrying "
+		    "in 1s)");
+		if (g->loop != NULL && !ev_is_active(&g->retry)) {
+			ev_timer_set(&g->retry, 1.0, 0.0);
+			ev_timer_start(g->loop, &g->retry);
+		}
+		return;
+	}
+	g->pid = pid;
+	g->fd = fd;
+	if (g->loop != NULL) {
+		ev_child_set(&g->child, pid, 0);
+		ev_child_start(g->loop, &g->child);
+	}
+	if (!guard_replay(g))
+		log_warn_errno("unable to brief the new guard process");
+	log_notice("started a new guard process [pid %ld] for %zu worker "
+	    "session%s", (long)pid, g->sids.n, g->sids.n == 1 ? "" : "s");
+}
+
+static void
+guard_child_cb(struct ev_loop *loop, ev_child *c, int revents)
+{
+	struct guard *g = c->data;
+	int st = c->rstatus;
+
+	(void)revents;
+	ev_child_stop(loop, c);
+	if (WIFSIGNALED(st))
+		log_warn("guard process [pid %ld] was killed by signal %d",
+		    (long)c->rpid, WTERMSIG(st));
+	else
+		log_warn("guard process [pid %ld] exited with status %d",
+		    (long)c->rpid, WEXITSTATUS(st));
+	guard_restart(g);
+}
+
+static void
+guard_retry_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)revents;
+	guard_restart(t->data);
+}
+
+void
+guard_watch(struct guard *g, struct ev_loop *loop)
+{
+	if (g == NULL)
+		return;
+	g->loop = loop;
+	ev_child_init(&g->child, guard_child_cb, g->pid, 0);
+	g->child.data = g;
+	ev_child_start(loop, &g->child);
+	ev_init(&g->retry, guard_retry_cb);
+	g->retry.data = g;
 }
 
 void
 guard_add(struct guard *g, pid_t sid)
 {
+	if (g == NULL)
+		return;
+	sidset_add(&g->sids, sid);
 	guard_send(g, (int32_t)sid);
 }
 
 void
 guard_del(struct guard *g, pid_t sid)
 {
+	if (g == NULL)
+		return;
+	sidset_del(&g->sids, sid);
 	guard_send(g, -(int32_t)sid);
 }
 
@@ -256,22 +399,22 @@ void
 guard_cgroups(struct guard *g, const char *path, bool remove_self)
 {
 	size_t len = strlen(path);
-	char buf[sizeof(int32_t) + sizeof(uint16_t) + 1 + PATH_MAX];
 	int32_t zero = 0;
 	uint16_t len16 = (uint16_t)len;
 	bool flag = remove_self;
-	ssize_t n;
+	char *buf;
 
-	if (g == NULL || g->fd == -1 || len >= PATH_MAX)
+	if (g == NULL || len >= PATH_MAX)
 		return;
-	/* One write: below PIPE_BUF it cannot interleave with others. */
+	buf = g->cgroup_rec;
 	memcpy(buf, &zero, sizeof zero);
 	memcpy(buf + sizeof zero, &len16, sizeof len16);
 	memcpy(buf + sizeof zero + sizeof len16, &flag, 1);
 	memcpy(buf + sizeof zero + sizeof len16 + 1, path, len);
-	do
-		n = write(g->fd, buf, sizeof zero + sizeof len16 + 1 + len);
-	while (n == -1 && errno == EINTR);
+	g->cgroup_len = sizeof zero + sizeof len16 + 1 + len;
+	if (g->fd != -1 && !guard_write(g, buf, g->cgroup_len) &&
+	    errno == EPIPE)
+		guard_restart(g);
 }
 
 pid_t
@@ -285,9 +428,15 @@ guard_stop(struct guard *g)
 {
 	if (g == NULL)
 		return;
-	close(g->fd);
+	if (g->loop != NULL) {
+		ev_child_stop(g->loop, &g->child);
+		ev_timer_stop(g->loop, &g->retry);
+	}
+	if (g->fd != -1)
+		close(g->fd);
 	/* libev may have reaped it already; ECHILD is fine. */
-	while (waitpid(g->pid, NULL, 0) == -1 && errno == EINTR)
+	while (g->fd != -1 && waitpid(g->pid, NULL, 0) == -1 && errno == EINTR)
 		;
+	free(g->sids.v);
 	free(g);
 }

@@ -572,6 +572,28 @@ start_pools(struct recyclerd *rd)
 		}
 }
 
+/*
+ * Started with 0, 1 or 2 closed, the first file we open would become our
+ * stderr (log lines written into the control socket, a cgroup file...):
+ * /dev/null onto them before anything is opened.
+ */
+static void
+sanitize_stdio(void)
+{
+	int fd, null;
+
+	for (fd = 0; fd <= 2; fd++) {
+		if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+			continue;
+		if ((null = open("/dev/null", O_RDWR)) == -1)
+			_exit(EX_OSERR);
+		if (null != fd) {
+			(void)dup2(null, fd);
+			(void)close(null);
+		}
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -584,6 +606,9 @@ main(int argc, char **argv)
 	const char *e;
 	struct pool *p;
 
+	/* First: a closed stdio, and SIGPIPE before the first log write. */
+	sanitize_stdio();
+	signal(SIGPIPE, SIG_IGN);
 	args_parse(argc, argv, &a);
 	rd.config_path = (char *)a.config_path;
 
@@ -653,6 +678,7 @@ main(int argc, char **argv)
 	if ((rd.guard = guard_start()) == NULL)
 		die(EX_OSERR, "unable to fork the guard process: %s",
 		    strerror(errno));
+	guard_watch(rd.guard, rd.loop);
 	if (cgroup_root_version(rd.cg) == CG_NONE) {
 		cgroup_root_close(rd.cg);
 		rd.cg = NULL;
