@@ -239,6 +239,33 @@ recycling_now(const struct pool *p)
 
 /* ---- spawning ---- */
 
+static void slot_backoff(struct slot *, uint64_t);
+
+/*
+ * No process could be made (EAGAIN, EMFILE, ENOMEM: worker_spawn logged
+ * it): retry the slot with the crash backoff, or the pool would stay short
+ * for good. Not a rapid_fail failure: the worker never ran, and a machine
+ * short of processes should not leave the pool failed once it recovers.
+ */
+static void
+pool_spawn_failed(struct pool *p, unsigned int slot)
+{
+	struct slot *s;
+	uint64_t delay_ms;
+	char d[32];
+
+	p->spawn_failures++;
+	if (slot >= p->nslots)
+		return;
+	s = p->slots[slot];
+	s->failures++;
+	delay_ms = policy_backoff(p->cfg->restart_backoff_ms, s->failures,
+	    BACKOFF_MAX_MS);
+	plog(p, LOG_WARNING, "worker %u: retrying the start in %s", slot,
+	    units_format_duration(delay_ms, d, sizeof d));
+	slot_backoff(s, delay_ms);
+}
+
 static struct worker *
 pool_spawn(struct pool *p, unsigned int slot)
 {
@@ -252,8 +279,10 @@ pool_spawn(struct pool *p, unsigned int slot)
 	p->spawned_now++;
 
 	w = worker_spawn(p, slot, ++p->next_gen, p->snap, p->cfg);
-	if (w == NULL)
+	if (w == NULL) {
+		pool_spawn_failed(p, slot);
 		return NULL;
+	}
 	TAILQ_INSERT_TAIL(&p->workers, w, entry);
 	p->nworkers++;
 	p->spawns++;
