@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,12 +75,13 @@ fmt_status(int status, char *buf, size_t size)
 
 /* ---- environment and credentials, prepared once per configuration ---- */
 
+/* Names that describe the daemon's own sockets, watchdog and journal
+ * stream (or that we set for each worker): never passed on. */
 static bool
 env_is_ours(const char *kv)
 {
-	static const char *const drop[] = { "NOTIFY_SOCKET=", "LISTEN_FDS=",
-		"LISTEN_PID=", "LISTEN_FDNAMES=", "WATCHDOG_USEC=",
-		"WATCHDOG_PID=", "JOURNAL_STREAM=", "RECYCLERD_POOL=",
+	static const char *const drop[] = { "NOTIFY_SOCKET=", "LISTEN_",
+		"WATCHDOG_", "JOURNAL_STREAM=", "RECYCLERD_POOL=",
 		"RECYCLERD_WORKER=" };
 	size_t i;
 
@@ -87,6 +89,57 @@ env_is_ours(const char *kv)
 		if (strncmp(kv, drop[i], strlen(drop[i])) == 0)
 			return true;
 	return false;
+}
+
+static bool env_overridden(const char *, char *const *);
+
+/* What a user= worker takes from the daemon's environment. */
+static bool
+env_is_locale(const char *kv)
+{
+	return strncmp(kv, "PATH=", 5) == 0 || strncmp(kv, "LANG=", 5) == 0 ||
+	    strncmp(kv, "LANGUAGE=", 9) == 0 || strncmp(kv, "LC_", 3) == 0 ||
+	    strncmp(kv, "TZ=", 3) == 0;
+}
+
+/*
+ * A user= worker starts from a clean slate, as login(1) would give it:
+ * PATH, LANG, LANGUAGE, LC_* and TZ from the daemon, HOME, USER, LOGNAME
+ * and SHELL from the user's passwd entry. Never /root or the daemon's
+ * other variables. Entries the pool's environment= sets are left out.
+ */
+static size_t
+env_for_user(char **env, const struct pool_config *cfg)
+{
+	extern char **environ;
+	struct passwd *pw;
+	size_t i = 0, k;
+	char **e;
+	char *kv;
+
+	for (e = environ; *e != NULL; e++)
+		if (env_is_locale(*e) && !env_overridden(*e, cfg->env))
+			env[i++] = xstrdup(*e);
+	if (getenv("PATH") == NULL && !env_overridden("PATH=", cfg->env))
+		env[i++] = xstrdup("PATH=/usr/local/bin:/usr/bin:/bin");
+	pw = getpwuid(cfg->uid);
+	xasprintf(&kv, "HOME=%s", pw != NULL && pw->pw_dir[0] != '\0' ?
+	    pw->pw_dir : "/");
+	env[i++] = kv;
+	if (pw != NULL) {
+		xasprintf(&env[i++], "USER=%s", pw->pw_name);
+		xasprintf(&env[i++], "LOGNAME=%s", pw->pw_name);
+		xasprintf(&env[i++], "SHELL=%s", pw->pw_shell[0] != '\0' ?
+		    pw->pw_shell : "/bin/sh");
+	}
+	/* environment= wins over the four above. */
+	for (k = 0; k < i;)
+		if (env_overridden(env[k], cfg->env)) {
+			free(env[k]);
+			env[k] = env[--i];
+		} else
+			k++;
+	return i;
 }
 
 static bool
@@ -105,13 +158,16 @@ pool_prepare(struct pool *p)
 {
 	extern char **environ;
 	const struct pool_config *cfg = p->cfg;
-	size_t n = strv_len(environ) + strv_len(cfg->env) + 4, i = 0;
+	size_t n = strv_len(environ) + strv_len(cfg->env) + 9, i = 0;
 	char **env = xcalloc(n, sizeof *env), **e;
 	int ng = 64;
 
-	for (e = environ; *e != NULL; e++)
-		if (!env_is_ours(*e) && !env_overridden(*e, cfg->env))
-			env[i++] = xstrdup(*e);
+	if (cfg->user != NULL)
+		i = env_for_user(env, cfg);
+	else
+		for (e = environ; *e != NULL; e++)
+			if (!env_is_ours(*e) && !env_overridden(*e, cfg->env))
+				env[i++] = xstrdup(*e);
 	for (e = cfg->env; e != NULL && *e != NULL; e++)
 		env[i++] = xstrdup(*e);
 	xasprintf(&env[i++], "NOTIFY_SOCKET=%s", notify_path(p->rd->notify));
