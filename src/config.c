@@ -777,7 +777,7 @@ static bool
 env_name_reserved(const char *kv)
 {
 	static const char *const reserved[] = { "NOTIFY_SOCKET=", "LISTEN_",
-		"WATCHDOG_", "RECYCLERD_" };
+		"WATCHDOG_", "RECYCLERD_POOL=", "RECYCLERD_WORKER=" };
 	size_t i;
 
 	for (i = 0; i < nitems(reserved); i++)
@@ -860,8 +860,9 @@ apply_env(char ***field, const char *value)
 		}
 		if (env_name_reserved(words[i])) {
 			strv_free(words);
-			return "NOTIFY_SOCKET, LISTEN_*, WATCHDOG_* and "
-			    "RECYCLERD_* are set by recyclerd itself";
+			return "NOTIFY_SOCKET, LISTEN_*, WATCHDOG_*, "
+			    "RECYCLERD_POOL and RECYCLERD_WORKER are set by "
+			    "recyclerd itself";
 		}
 	}
 	env = strv_dup(*field);
