@@ -153,9 +153,14 @@ def test_user_worker_dies_with_daemon_and_guard(recyclerd):
 def test_guard_is_restarted(recyclerd):
     """A guard killed while the daemon runs is replaced, and the new one
     still kills the workers when the daemon is SIGKILLed."""
-    recyclerd.write_config(workers=2)
+    # The background sleep has no parent-death signal: once the daemon
+    # is gone, only a guard can kill it, by session (cgroup = none: not
+    # by cgroup).
+    recyclerd.write_config(workers=2, ready="spawn",
+                           command='/bin/sh -c "sleep 1000 & exec sleep 1001"',
+                           main={"cgroup": "none"})
     recyclerd.start()
-    recyclerd.wait_ready_workers(2)
+    recyclerd.wait_workers(2)
     old = guard_pids(recyclerd)
     assert len(old) == 1
     os.kill(old[0], signal.SIGKILL)
@@ -163,19 +168,23 @@ def test_guard_is_restarted(recyclerd):
              guard_pids(recyclerd) != old, 10, what="a new guard")
     recyclerd.wait_log(r"started a new guard process")
     workers = recyclerd.worker_pids()
-    # The workers' own children have no parent-death signal: a worker
-    # that forks shows that the guard, not PR_SET_PDEATHSIG, kills them.
+    wait_for(lambda: all(rd.descendants(w) for w in workers), 10,
+             what="the workers' background sleeps")
     sessions = [pid for w in workers for pid in [w, *rd.descendants(w)]]
     recyclerd.send_signal(signal.SIGKILL)
     recyclerd.proc.wait(10)
-    wait_for(lambda: all_dead(sessions), 10, what="workers killed")
+    wait_for(lambda: all_dead(sessions), 10, what="workers and their "
+             "children killed")
 
 
 def test_guard_restart_covers_new_workers(recyclerd):
-    """The new guard knows workers started before and after it."""
-    recyclerd.write_config(workers=1)
+    """The new guard knows the workers started before it (told again) and
+    after it."""
+    recyclerd.write_config(workers=1, ready="spawn",
+                           command='/bin/sh -c "sleep 1000 & exec sleep 1001"',
+                           main={"cgroup": "none"})
     recyclerd.start()
-    recyclerd.wait_ready_workers(1)
+    recyclerd.wait_workers(1)
     old = guard_pids(recyclerd)
     os.kill(old[0], signal.SIGKILL)
     wait_for(lambda: guard_pids(recyclerd) and
@@ -184,15 +193,33 @@ def test_guard_restart_covers_new_workers(recyclerd):
     subprocess.run([RECYCLERCTL_BIN, "-s", str(recyclerd.control_path),
                     "scale", "web", "2"], check=True, capture_output=True,
                    timeout=20 * rd.SLOW)
-    recyclerd.wait_ready_workers(2)
+    recyclerd.wait_workers(2)
     workers = recyclerd.worker_pids()
     assert set(first) <= set(workers)
+    wait_for(lambda: all(rd.descendants(w) for w in workers), 10,
+             what="the workers' background sleeps")
+    sessions = [pid for w in workers for pid in [w, *rd.descendants(w)]]
     new_guard = guard_pids(recyclerd)[0]
     recyclerd.send_signal(signal.SIGKILL)
     recyclerd.proc.wait(10)
-    wait_for(lambda: all_dead(workers), 10, what="workers killed")
+    wait_for(lambda: all_dead(sessions), 10, what="workers killed")
     # It swept and exited, as the first guard would have.
     wait_for(lambda: not pid_alive(new_guard), 10, what="guard exited")
+
+
+def test_closed_stdio_gets_dev_null(recyclerd):
+    """Started with 0 and 1 closed, the daemon must not hand them to the
+    first files it opens."""
+    recyclerd.write_config(workers=1)
+    inner = recyclerd.command
+
+    def command(*args):
+        return ["/bin/sh", "-c", 'exec "$@" <&- >&-', "sh", *inner(*args)]
+    recyclerd.command = command
+    recyclerd.start()
+    recyclerd.wait_ready_workers(1)
+    for fd in (0, 1):
+        assert os.readlink(f"/proc/{recyclerd.pid}/fd/{fd}") == "/dev/null"
 
 
 def test_user_worker_environment_is_clean(recyclerd, monkeypatch):
