@@ -63,6 +63,7 @@ enum opt_type {
 	OPT_BOOL,	/* bool */
 	OPT_RAPID,	/* rapid_fail and rapid_fail_window_ms */
 	OPT_LISTEN,	/* struct listen_spec array and its count */
+	OPT_CAPS,	/* uint64_t capability set, CAPS_ALL for all */
 };
 
 struct opt {
@@ -120,6 +121,10 @@ static const char *const metric_names[] = {
 	X("pool", "directory", OPT_DIR, P(directory), NULL, 0, 0, NULL, 0) \
 	X("pool", "environment", OPT_ENV, P(env), NULL, 0, 0, NULL, \
 	    OPT_REPEAT) \
+	X("pool", "no_new_privs", OPT_BOOL, P(no_new_privs), NULL, 0, 0, \
+	    NULL, 0) \
+	X("pool", "capabilities", OPT_CAPS, P(capabilities), NULL, 0, 0, \
+	    NULL, 0) \
 	X("pool", "ready", OPT_ENUM, P(ready), "spawn", 0, 0, ready_names, 0) \
 	X("pool", "ready_timeout", OPT_MSEC, P(ready_timeout_ms), "30s", \
 	    1, 0, NULL, 0) \
@@ -781,6 +786,76 @@ store_uint(void *field, size_t size, uint64_t v)
 		memcpy(field, &u, sizeof u);	/* int fields hold small values */
 }
 
+/* Names recyclerd sets for each worker: environment= may not. */
+static bool
+env_name_reserved(const char *kv)
+{
+	static const char *const reserved[] = { "NOTIFY_SOCKET=", "LISTEN_",
+		"WATCHDOG_", "RECYCLERD_POOL=", "RECYCLERD_WORKER=" };
+	size_t i;
+
+	for (i = 0; i < nitems(reserved); i++)
+		if (strncmp(kv, reserved[i], strlen(reserved[i])) == 0)
+			return true;
+	return false;
+}
+
+/* Capability names of <linux/capability.h>, by number. */
+static const char *const cap_names[] = {
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER",
+	"CAP_FSETID", "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP",
+	"CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST",
+	"CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER",
+	"CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
+	"CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
+	"CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD",
+	"CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP",
+	"CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
+	"CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+	"CAP_CHECKPOINT_RESTORE",
+};
+
+/* "none", "all", or capability names (CAP_ optional, any case). */
+static const char *
+apply_caps(uint64_t *field, const char *value, char *why, size_t size)
+{
+	char **words;
+	const char *err, *w;
+	uint64_t set = 0;
+	size_t i, c;
+
+	if ((err = split_words(value, &words)) != NULL)
+		return err;
+	if (words[0] == NULL) {
+		strv_free(words);
+		return "empty value (use none, all or capability names such "
+		    "as CAP_NET_BIND_SERVICE)";
+	}
+	if (words[1] == NULL && (strcasecmp(words[0], "none") == 0 ||
+	    strcasecmp(words[0], "all") == 0)) {
+		*field = strcasecmp(words[0], "all") == 0 ? CAPS_ALL : 0;
+		strv_free(words);
+		return NULL;
+	}
+	for (i = 0; words[i] != NULL; i++) {
+		w = words[i];
+		for (c = 0; c < nitems(cap_names); c++)
+			if (strcasecmp(w, cap_names[c]) == 0 ||
+			    strcasecmp(w, cap_names[c] + 4) == 0)
+				break;
+		if (c == nitems(cap_names)) {
+			snprintf(why, size, "unknown capability %s (use none, "
+			    "all or names such as CAP_NET_BIND_SERVICE)", w);
+			strv_free(words);
+			return why;
+		}
+		set |= (uint64_t)1 << c;
+	}
+	strv_free(words);
+	*field = set;
+	return NULL;
+}
+
 static const char *
 apply_env(char ***field, const char *value)
 {
@@ -796,6 +871,12 @@ apply_env(char ***field, const char *value)
 			strv_free(words);
 			return "expected NAME=VALUE words (NAME of letters, "
 			    "digits and '_', not starting with a digit)";
+		}
+		if (env_name_reserved(words[i])) {
+			strv_free(words);
+			return "NOTIFY_SOCKET, LISTEN_*, WATCHDOG_*, "
+			    "RECYCLERD_POOL and RECYCLERD_WORKER are set by "
+			    "recyclerd itself";
 		}
 	}
 	env = strv_dup(*field);
@@ -1007,6 +1088,8 @@ opt_apply(const struct opt *o, void *base, const char *value,
 		return apply_rapid(base, value);
 	case OPT_LISTEN:
 		return apply_listen(base, value, src, why, size);
+	case OPT_CAPS:
+		return apply_caps(field, value, why, size);
 	}
 	return "internal error: unknown option type (this is a bug)";
 }
@@ -1498,6 +1581,13 @@ validate_pool(struct cfg_parse *p, const struct config *cfg,
 		else
 			pool_error(p, b, opt_index("group"), "unknown group");
 	}
+	/* Privilege defaults follow user=: a worker that runs as another
+	 * user gains nothing (setuid binaries, file capabilities) on exec. */
+	if (b->where[opt_index("no_new_privs")] == NULL)
+		pc->no_new_privs = pc->user != NULL;
+	if (b->where[opt_index("capabilities")] == NULL)
+		pc->capabilities = pc->user != NULL && pc->uid != 0 ? 0 :
+		    CAPS_ALL;
 	if (pc->recycle_memory != 0 && pc->kill_memory != 0 &&
 	    pc->kill_memory <= pc->recycle_memory) {
 		snprintf(why, sizeof why, "must be greater than recycle_memory "
@@ -1801,7 +1891,9 @@ pool_config_equal(const struct pool_config *a, const struct pool_config *b)
 	    a->pool_memory_max == b->pool_memory_max &&
 	    a->pool_recycle_memory == b->pool_recycle_memory &&
 	    a->listen_backlog == b->listen_backlog &&
-	    a->watchdog_ms == b->watchdog_ms;
+	    a->watchdog_ms == b->watchdog_ms &&
+	    a->no_new_privs == b->no_new_privs &&
+	    a->capabilities == b->capabilities;
 }
 
 /* --- Names -------------------------------------------------------------- */

@@ -46,6 +46,8 @@ enum mem_metric {
 
 enum cgroup_mode { CGROUP_AUTO, CGROUP_V2, CGROUP_V1, CGROUP_NONE };
 
+#define CAPS_ALL	UINT64_MAX	/* capabilities = all: no change */
+
 /* One listening address of a pool ("listen" key). */
 struct listen_spec {
 	char		*text;		/* as written, for messages */
@@ -73,6 +75,10 @@ struct pool_config {
 	gid_t		 gid;		/* valid when user or group != NULL */
 	char		*directory;	/* NULL = daemon's cwd */
 	unsigned int	 workers;	/* desired ready workers, >= 0 */
+	bool		 no_new_privs;	/* resolved: yes by default with user= */
+	uint64_t	 capabilities;	/* bounding set kept, bit n = cap n;
+					 * CAPS_ALL = left alone (resolved:
+					 * none by default for non-root user=) */
 
 	/* Start-up. */
 	enum ready_mode	 ready;

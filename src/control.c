@@ -343,6 +343,7 @@ pool_json(struct pool *p, double now)
 	add(o, "oom_kills", j_u64(p->recycles[REASON_OOM]));
 	add(o, "crashes", j_u64(p->crashes));
 	add(o, "failed_starts", j_u64(p->failed_starts));
+	add(o, "spawn_failures", j_u64(p->spawn_failures));
 	add(o, "spawns", j_u64(p->spawns));
 
 	add(o, "metric", json_object_new_string(

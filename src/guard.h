@@ -21,8 +21,14 @@
 
 struct guard;
 
+struct ev_loop;
+
 /* Fork the guard; NULL with errno if that failed. */
 struct guard	*guard_start(void);
+/* Watch the guard from loop: when it dies, log it and fork a new one that
+ * is told the current sessions and cgroups (also when a write to it finds
+ * its pipe closed). */
+void		 guard_watch(struct guard *, struct ev_loop *);
 /* Stop the guard (it sweeps, finds nothing, exits) and reap it. NULL ok. */
 void		 guard_stop(struct guard *);
 pid_t		 guard_pid(const struct guard *);

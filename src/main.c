@@ -659,6 +659,28 @@ start_pools(struct recyclerd *rd)
 	free(sets);
 }
 
+/*
+ * Started with 0, 1 or 2 closed, the first file we open would become our
+ * stderr (log lines written into the control socket, a cgroup file...):
+ * /dev/null onto them before anything is opened.
+ */
+static void
+sanitize_stdio(void)
+{
+	int fd, null;
+
+	for (fd = 0; fd <= 2; fd++) {
+		if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+			continue;
+		if ((null = open("/dev/null", O_RDWR)) == -1)
+			_exit(EX_OSERR);
+		if (null != fd) {
+			(void)dup2(null, fd);
+			(void)close(null);
+		}
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -671,6 +693,9 @@ main(int argc, char **argv)
 	const char *e;
 	struct pool *p;
 
+	/* First: a closed stdio, and SIGPIPE before the first log write. */
+	sanitize_stdio();
+	signal(SIGPIPE, SIG_IGN);
 	args_parse(argc, argv, &a);
 	rd.config_path = (char *)a.config_path;
 
@@ -740,6 +765,7 @@ main(int argc, char **argv)
 	if ((rd.guard = guard_start()) == NULL)
 		die(EX_OSERR, "unable to fork the guard process: %s",
 		    strerror(errno));
+	guard_watch(rd.guard, rd.loop);
 	/* The spawn server too, while we are small: see spawner.h. */
 	if ((rd.spawner = spawner_start()) == NULL)
 		log_warn_errno("unable to fork the spawn server; forking "

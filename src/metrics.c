@@ -165,6 +165,13 @@ render_pools(FILE *f, struct recyclerd *rd)
 		put_u64(f, p->failed_starts);
 	}
 
+	family(f, "recyclerd_spawn_failures_total", "counter",
+	    "Worker starts that failed before a process existed (fork).");
+	LIST_FOREACH(p, &rd->pools, entry) {
+		pool_begin(f, "recyclerd_spawn_failures_total", p);
+		put_u64(f, p->spawn_failures);
+	}
+
 	family(f, "recyclerd_oom_kills_total", "counter",
 	    "Workers killed by the kernel OOM killer.");
 	LIST_FOREACH(p, &rd->pools, entry) {

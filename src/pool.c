@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,12 +80,13 @@ fmt_status(int status, char *buf, size_t size)
 
 /* ---- environment and credentials, prepared once per configuration ---- */
 
+/* Names that describe the daemon's own sockets, watchdog and journal
+ * stream (or that we set for each worker): never passed on. */
 static bool
 env_is_ours(const char *kv)
 {
-	static const char *const drop[] = { "NOTIFY_SOCKET=", "LISTEN_FDS=",
-		"LISTEN_PID=", "LISTEN_FDNAMES=", "WATCHDOG_USEC=",
-		"WATCHDOG_PID=", "JOURNAL_STREAM=", "RECYCLERD_POOL=",
+	static const char *const drop[] = { "NOTIFY_SOCKET=", "LISTEN_",
+		"WATCHDOG_", "JOURNAL_STREAM=", "RECYCLERD_POOL=",
 		"RECYCLERD_WORKER=" };
 	size_t i;
 
@@ -92,6 +94,57 @@ env_is_ours(const char *kv)
 		if (strncmp(kv, drop[i], strlen(drop[i])) == 0)
 			return true;
 	return false;
+}
+
+static bool env_overridden(const char *, char *const *);
+
+/* What a user= worker takes from the daemon's environment. */
+static bool
+env_is_locale(const char *kv)
+{
+	return strncmp(kv, "PATH=", 5) == 0 || strncmp(kv, "LANG=", 5) == 0 ||
+	    strncmp(kv, "LANGUAGE=", 9) == 0 || strncmp(kv, "LC_", 3) == 0 ||
+	    strncmp(kv, "TZ=", 3) == 0;
+}
+
+/*
+ * A user= worker starts from a clean slate, as login(1) would give it:
+ * PATH, LANG, LANGUAGE, LC_* and TZ from the daemon, HOME, USER, LOGNAME
+ * and SHELL from the user's passwd entry. Never /root or the daemon's
+ * other variables. Entries the pool's environment= sets are left out.
+ */
+static size_t
+env_for_user(char **env, const struct pool_config *cfg)
+{
+	extern char **environ;
+	struct passwd *pw;
+	size_t i = 0, k;
+	char **e;
+	char *kv;
+
+	for (e = environ; *e != NULL; e++)
+		if (env_is_locale(*e) && !env_overridden(*e, cfg->env))
+			env[i++] = xstrdup(*e);
+	if (getenv("PATH") == NULL && !env_overridden("PATH=", cfg->env))
+		env[i++] = xstrdup("PATH=/usr/local/bin:/usr/bin:/bin");
+	pw = getpwuid(cfg->uid);
+	xasprintf(&kv, "HOME=%s", pw != NULL && pw->pw_dir[0] != '\0' ?
+	    pw->pw_dir : "/");
+	env[i++] = kv;
+	if (pw != NULL) {
+		xasprintf(&env[i++], "USER=%s", pw->pw_name);
+		xasprintf(&env[i++], "LOGNAME=%s", pw->pw_name);
+		xasprintf(&env[i++], "SHELL=%s", pw->pw_shell[0] != '\0' ?
+		    pw->pw_shell : "/bin/sh");
+	}
+	/* environment= wins over the four above. */
+	for (k = 0; k < i;)
+		if (env_overridden(env[k], cfg->env)) {
+			free(env[k]);
+			env[k] = env[--i];
+		} else
+			k++;
+	return i;
 }
 
 static bool
@@ -110,13 +163,16 @@ pool_prepare(struct pool *p)
 {
 	extern char **environ;
 	const struct pool_config *cfg = p->cfg;
-	size_t n = strv_len(environ) + strv_len(cfg->env) + 4, i = 0;
+	size_t n = strv_len(environ) + strv_len(cfg->env) + 9, i = 0;
 	char **env = xcalloc(n, sizeof *env), **e;
 	int ng = 64;
 
-	for (e = environ; *e != NULL; e++)
-		if (!env_is_ours(*e) && !env_overridden(*e, cfg->env))
-			env[i++] = xstrdup(*e);
+	if (cfg->user != NULL)
+		i = env_for_user(env, cfg);
+	else
+		for (e = environ; *e != NULL; e++)
+			if (!env_is_ours(*e) && !env_overridden(*e, cfg->env))
+				env[i++] = xstrdup(*e);
 	for (e = cfg->env; e != NULL && *e != NULL; e++)
 		env[i++] = xstrdup(*e);
 	xasprintf(&env[i++], "NOTIFY_SOCKET=%s", notify_path(p->rd->notify));
@@ -399,6 +455,34 @@ pool_is_settled(const struct pool *p)
 
 /* ---- spawning ---- */
 
+static void slot_backoff(struct slot *, uint64_t);
+
+/*
+ * No process could be made (EAGAIN, EMFILE, ENOMEM: worker_spawn logged
+ * it): retry the slot with the crash backoff, or the pool would stay short
+ * for good. Not a rapid_fail failure: the worker never ran, and a machine
+ * short of processes should not leave the pool failed once it recovers.
+ */
+static void
+pool_spawn_failed(struct pool *p, unsigned int slot)
+{
+	struct slot *s;
+	uint64_t delay_ms;
+	char d[32];
+
+	p->spawn_failures++;
+	if (slot >= p->nslots)
+		return;
+	s = p->slots[slot];
+	s->failures++;
+	slot_settle(p, s);
+	delay_ms = policy_backoff(p->cfg->restart_backoff_ms, s->failures,
+	    BACKOFF_MAX_MS);
+	plog(p, LOG_WARNING, "worker %u: retrying the start in %s", slot,
+	    units_format_duration(delay_ms, d, sizeof d));
+	slot_backoff(s, delay_ms);
+}
+
 static struct worker *
 pool_spawn(struct pool *p, unsigned int slot)
 {
@@ -412,8 +496,10 @@ pool_spawn(struct pool *p, unsigned int slot)
 	p->spawned_now++;
 
 	w = worker_spawn(p, slot, ++p->next_gen, p->snap, p->cfg);
-	if (w == NULL)
+	if (w == NULL) {
+		pool_spawn_failed(p, slot);
 		return NULL;
+	}
 	pool_attach(p, w);
 	p->spawns++;
 	if (!w->failed && p->cfg->ready == READY_SPAWN)

@@ -103,6 +103,7 @@ struct pool {
 	uint64_t	 recycles[REASON__COUNT];
 	uint64_t	 crashes;
 	uint64_t	 failed_starts;
+	uint64_t	 spawn_failures;	/* fork or pipe failed: no process */
 	uint64_t	 spawns;
 };
 

@@ -5,10 +5,12 @@
  * Order in the child: default signal dispositions and an empty mask (libev
  * blocks some, and an ignored SIGPIPE would survive exec), a new session
  * (so -pid reaches the whole tree and the terminal's Ctrl-C does not),
- * PR_SET_PDEATHSIG (then check the parent did not die already), cgroup
- * placement, standard descriptors, listening sockets at 3.., everything
- * else close-on-exec, directory, credentials (groups, gid, uid: in that
- * order, while we still may), exec.
+ * cgroup placement, standard descriptors, listening sockets at 3..,
+ * everything else close-on-exec, directory, the capability bounding set
+ * (dropping needs CAP_SETPCAP: before setuid), credentials (groups, gid,
+ * uid: in that order, while we still may), PR_SET_PDEATHSIG (after the
+ * last credential change, which clears it; then check that the parent did
+ * not die already), PR_SET_NO_NEW_PRIVS, exec.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,7 +34,8 @@
 #endif
 
 enum step { ST_SIGNALS, ST_SETSID, ST_PDEATHSIG, ST_CGROUP, ST_STDIO,
-	ST_FDS, ST_CHDIR, ST_SETGROUPS, ST_SETGID, ST_SETUID, ST_EXEC };
+	ST_FDS, ST_CHDIR, ST_SETGROUPS, ST_SETGID, ST_SETUID, ST_EXEC,
+	ST_CAPBSET, ST_NO_NEW_PRIVS };
 
 static const char *const step_names[] = {
 	[ST_SIGNALS] = "signals", [ST_SETSID] = "setsid",
@@ -40,6 +43,8 @@ static const char *const step_names[] = {
 	[ST_STDIO] = "stdio", [ST_FDS] = "listening sockets",
 	[ST_CHDIR] = "chdir", [ST_SETGROUPS] = "setgroups",
 	[ST_SETGID] = "setgid", [ST_SETUID] = "setuid", [ST_EXEC] = "exec",
+	[ST_CAPBSET] = "capability bounding set",
+	[ST_NO_NEW_PRIVS] = "no_new_privs",
 };
 
 struct status_msg {
@@ -95,8 +100,90 @@ child_fds(const struct spawn_req *r)
 		if (dup2(high[i], 3 + (int)i) == -1)	/* clears CLOEXEC */
 			return -1;
 	/* Whatever else we inherited stays out of the worker. */
-	syscall(SYS_close_range, 3 + (unsigned int)r->nfds, ~0U,
-	    CLOSE_RANGE_CLOEXEC);
+	return spawn_close_from(3 + (int)r->nfds, true);
+}
+
+/* One descriptor at or above low: closed, or marked close-on-exec. */
+static void
+close_one(int fd, bool cloexec)
+{
+	int fl;
+
+	if (!cloexec)
+		(void)close(fd);
+	else if ((fl = fcntl(fd, F_GETFD)) != -1 && !(fl & FD_CLOEXEC))
+		(void)fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
+}
+
+/*
+ * Without close_range: the entries of /proc/self/fd, read with getdents64
+ * (opendir would allocate). -1 when /proc cannot be read.
+ */
+static int
+close_from_proc(int low, bool cloexec)
+{
+	char buf[4096];
+	long n, off;
+	int dir, fd;
+
+	if ((dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC)) == -1)
+		return -1;
+	while ((n = syscall(SYS_getdents64, dir, buf, sizeof buf)) > 0) {
+		for (off = 0; off < n;) {
+			const char *name = buf + off + 19;	/* d_name */
+			unsigned short reclen;
+
+			memcpy(&reclen, buf + off + 16, sizeof reclen);
+			off += reclen;
+			if (*name < '0' || *name > '9')
+				continue;
+			for (fd = 0; *name >= '0' && *name <= '9'; name++)
+				fd = fd * 10 + (*name - '0');
+			if (fd >= low && fd != dir)
+				close_one(fd, cloexec);
+		}
+	}
+	(void)close(dir);
+	return n == 0 ? 0 : -1;
+}
+
+int
+spawn_close_from(int low, bool cloexec)
+{
+	struct rlimit rl;
+	rlim_t fd, max;
+
+	if (syscall(SYS_close_range, (unsigned int)low, ~0U,
+	    cloexec ? CLOSE_RANGE_CLOEXEC : 0U) == 0)
+		return 0;
+	/* Before Linux 5.9 (ENOSYS), or 5.9/5.10 without the flag
+	 * (EINVAL): the same, one descriptor at a time. */
+	if (errno != ENOSYS && errno != EINVAL)
+		return -1;
+	if (close_from_proc(low, cloexec) == 0)
+		return 0;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return -1;
+	max = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (1U << 20) ?
+	    (1U << 20) : rl.rlim_cur;
+	for (fd = (rlim_t)low; fd < max; fd++)
+		close_one((int)fd, cloexec);
+	return 0;
+}
+
+/* Drop every capability not in keep from the bounding set. */
+static int
+drop_bounding_set(uint64_t keep)
+{
+	int cap;
+
+	/* The kernel knows caps 0..cap_last_cap; PR_CAPBSET_READ fails
+	 * with EINVAL above that. */
+	for (cap = 0; cap < 64 && prctl(PR_CAPBSET_READ, cap) >= 0; cap++)
+		if (!(keep & ((uint64_t)1 << cap)) &&
+		    prctl(PR_CAPBSET_DROP, cap) == -1)
+			return -1;
 	return 0;
 }
 
@@ -117,14 +204,6 @@ child(const struct spawn_req *r, int status_fd, pid_t parent, bool placed)
 		child_fail(status_fd, ST_SIGNALS);
 	if (setsid() == -1)
 		child_fail(status_fd, ST_SETSID);
-	if (r->pdeathsig != 0) {
-		if (prctl(PR_SET_PDEATHSIG, r->pdeathsig) == -1)
-			child_fail(status_fd, ST_PDEATHSIG);
-		if (getppid() != parent) {
-			errno = ESRCH;
-			child_fail(status_fd, ST_PDEATHSIG);
-		}
-	}
 	if (!placed && r->cgroup_procs_fd != -1 &&
 	    write(r->cgroup_procs_fd, "0", 1) == -1)
 		child_fail(status_fd, ST_CGROUP);
@@ -152,6 +231,8 @@ child(const struct spawn_req *r, int status_fd, pid_t parent, bool placed)
 
 	if (r->directory != NULL && chdir(r->directory) == -1)
 		child_fail(status_fd, ST_CHDIR);
+	if (r->drop_caps && drop_bounding_set(r->capabilities) == -1)
+		child_fail(status_fd, ST_CAPBSET);
 	if (r->set_ids) {
 		if (setgroups(r->ngroups, r->groups) == -1)
 			child_fail(status_fd, ST_SETGROUPS);
@@ -160,6 +241,18 @@ child(const struct spawn_req *r, int status_fd, pid_t parent, bool placed)
 		if (setresuid(r->uid, r->uid, r->uid) == -1)
 			child_fail(status_fd, ST_SETUID);
 	}
+	/* A credential change clears the parent-death signal: set it after
+	 * the last one, then make sure the parent did not die before. */
+	if (r->pdeathsig != 0) {
+		if (prctl(PR_SET_PDEATHSIG, r->pdeathsig) == -1)
+			child_fail(status_fd, ST_PDEATHSIG);
+		if (getppid() != parent) {
+			errno = ESRCH;
+			child_fail(status_fd, ST_PDEATHSIG);
+		}
+	}
+	if (r->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
+		child_fail(status_fd, ST_NO_NEW_PRIVS);
 	execve(r->argv[0], r->argv, r->envp);
 	child_fail(status_fd, ST_EXEC);
 }
@@ -253,7 +346,7 @@ spawn_status(int fd, struct spawn_error *e)
 	e->step = NULL;
 	if (n == (ssize_t)sizeof m) {
 		e->err = m.err;
-		e->step = (m.step >= 0 && m.step <= ST_EXEC) ?
+		e->step = (m.step >= 0 && m.step <= ST_NO_NEW_PRIVS) ?
 		    step_names[m.step] : "set-up";
 	} else if (n != 0) {
 		e->err = n == -1 ? errno : EPROTO;

@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct spawn_req {
@@ -37,6 +38,9 @@ struct spawn_req {
 	int		 pdeathsig;	/* signal when the daemon dies */
 	long		 nofile;	/* RLIMIT_NOFILE soft limit to restore
 					 * (the daemon raised its own), or -1 */
+	bool		 drop_caps;	/* shrink the bounding set to: */
+	uint64_t	 capabilities;	/* bit n = keep capability n */
+	bool		 no_new_privs;	/* PR_SET_NO_NEW_PRIVS before exec */
 };
 
 /* What failed in the child, for the message. */
@@ -68,5 +72,13 @@ pid_t	spawn_fork(const struct spawn_req *, int status_wfd, pid_t parent,
  * otherwise that child is exiting with 127 and must still be reaped.
  */
 int	spawn_status(int status_fd, struct spawn_error *e);
+
+/*
+ * Close (or with cloexec, mark close-on-exec) every descriptor from low up:
+ * close_range, or where the kernel has none (before 5.9) the entries of
+ * /proc/self/fd, or every number below the open files limit. Async-signal-
+ * safe, for a child after fork. 0, or -1 with errno.
+ */
+int	spawn_close_from(int low, bool cloexec);
 
 #endif /* RECYCLERD_SPAWN_H */

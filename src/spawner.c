@@ -36,6 +36,7 @@
 enum {
 	W_STDOUT = 1 << 0, W_STDERR = 1 << 1, W_CG_DIR = 1 << 2,
 	W_CG_PROCS = 1 << 3, W_DIRECTORY = 1 << 4, W_SET_IDS = 1 << 5,
+	W_DROP_CAPS = 1 << 6, W_NO_NEW_PRIVS = 1 << 7,
 };
 
 struct wire {
@@ -43,6 +44,7 @@ struct wire {
 	uint32_t	 uid, gid;
 	int32_t		 pdeathsig;
 	int64_t		 nofile;
+	uint64_t	 capabilities;
 	int32_t		 parent;
 	int32_t		 pid_var[2];	/* index in envp, or -1 */
 	uint32_t	 ngroups, nfds, argc, envc;
@@ -151,6 +153,9 @@ serve_one(char *buf, size_t len, const int *fds, size_t nfds)
 	r.nfds = w.nfds;
 	r.pdeathsig = w.pdeathsig;
 	r.nofile = (long)w.nofile;
+	r.drop_caps = (w.flags & W_DROP_CAPS) != 0;
+	r.capabilities = w.capabilities;
+	r.no_new_privs = (w.flags & W_NO_NEW_PRIVS) != 0;
 	pid = spawn_fork(&r, fds[0], (pid_t)w.parent, true);
 out:
 	free(r.pid_vars[0]);
@@ -295,11 +300,14 @@ encode(const struct spawn_req *r, char *buf)
 	    (r->cgroup_dir_fd != -1 ? W_CG_DIR : 0) |
 	    (r->cgroup_procs_fd != -1 ? W_CG_PROCS : 0) |
 	    (r->directory != NULL ? W_DIRECTORY : 0) |
-	    (r->set_ids ? W_SET_IDS : 0);
+	    (r->set_ids ? W_SET_IDS : 0) |
+	    (r->drop_caps ? W_DROP_CAPS : 0) |
+	    (r->no_new_privs ? W_NO_NEW_PRIVS : 0);
 	w.uid = (uint32_t)r->uid;
 	w.gid = (uint32_t)r->gid;
 	w.pdeathsig = r->pdeathsig;
 	w.nofile = r->nofile;
+	w.capabilities = r->capabilities;
 	w.parent = (int32_t)getpid();
 	w.ngroups = (uint32_t)r->ngroups;
 	w.nfds = (uint32_t)r->nfds;

@@ -339,6 +339,9 @@ worker_spawn(struct pool *p, unsigned int slot, unsigned int gen,
 	req.cgroup_procs_fd = w->cg ? cgroup_procs_fd(w->cg) : -1;
 	req.pdeathsig = SIGKILL;
 	req.nofile = rd->nofile;
+	req.drop_caps = cfg->capabilities != CAPS_ALL;
+	req.capabilities = cfg->capabilities;
+	req.no_new_privs = cfg->no_new_privs;
 
 	pid = spawner_spawn(rd->spawner, &req, &w->exec_fd);
 	strv_free(env);

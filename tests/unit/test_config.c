@@ -374,7 +374,7 @@ test_key_table_is_consistent(void **state)
 		"pools_dir", "control_socket", "control_group", "log_level",
 		"cgroup",
 		"command", "workers", "user", "group", "directory",
-		"environment", "ready", "ready_timeout", "memory_metric",
+		"environment", "no_new_privs", "capabilities", "ready", "ready_timeout", "memory_metric",
 		"recycle_memory", "kill_memory", "max_tasks", "max_lifetime",
 		"jitter", "drain_signal", "drain_timeout", "overlap",
 		"max_recycling", "recycle_samples", "restart_backoff",
@@ -400,6 +400,8 @@ test_key_table_is_consistent(void **state)
 		    strcmp(config_keys[i].name, "group") == 0 ||
 		    strcmp(config_keys[i].name, "directory") == 0 ||
 		    strcmp(config_keys[i].name, "environment") == 0 ||
+		    strcmp(config_keys[i].name, "no_new_privs") == 0 ||
+		    strcmp(config_keys[i].name, "capabilities") == 0 ||
 		    strcmp(config_keys[i].name, "listen") == 0 ||
 		    strcmp(config_keys[i].name, "control_group") == 0)
 			assert_null(config_keys[i].def);
