@@ -7,12 +7,15 @@
  * no exit can be missed; libev reaps every child (workers, and orphans that
  * reach us as subreaper), so nothing else here calls waitpid().
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <systemd/sd-journal.h>
@@ -28,6 +31,116 @@
 #include "worker.h"
 
 #define TREE_MAX	4096
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open		434	/* Linux 5.3; older headers */
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal	424
+#endif
+
+/* ---- signals that reach our processes only ---- */
+
+/* A descriptor that names pid's process for good, or -1 (no pidfds). */
+static int
+pid_open(pid_t pid)
+{
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+static int
+pidfd_signal(int pidfd, int sig)
+{
+	return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+}
+
+/*
+ * Is the worker's process still ours to wait for (alive or a zombie)? Then
+ * its pid, and the process group of the same number, cannot be another's.
+ * WNOWAIT leaves the reaping to libev; nothing else in the daemon reaps,
+ * and it does so only in the loop, so the answer holds until we return to
+ * it.
+ */
+static bool
+worker_unreaped(const struct worker *w)
+{
+	siginfo_t si;
+
+	if (w->reaped)
+		return false;
+	return waitid(P_PID, (id_t)w->pid, &si,
+	    WEXITED | WNOHANG | WNOWAIT) == 0;
+}
+
+/*
+ * Signal the worker's own process: through its pidfd, which the kernel
+ * never points at another process, else with kill() only while it is known
+ * unreaped. -1 with errno ESRCH when it is gone.
+ */
+static int
+worker_signal(struct worker *w, int sig)
+{
+	if (w->pidfd != -1)
+		return pidfd_signal(w->pidfd, sig);
+	if (!worker_unreaped(w)) {
+		errno = ESRCH;
+		return -1;
+	}
+	return kill(w->pid, sig);
+}
+
+/*
+ * After the reap, the number of its process group is free once the group
+ * is empty. Signal the members of its session that are left, each through
+ * a pidfd opened before its session is checked, so a pid that changed
+ * hands in between is never signalled. Without pidfds, the group is
+ * signalled when a member was just seen in it (a group that has members
+ * keeps its number).
+ */
+static void
+signal_reaped_group(struct worker *w, int sig)
+{
+	struct dirent *de;
+	pid_t pid, pgrp, sid;
+	bool seen = false;
+	DIR *d;
+	int fd;
+
+	if (kill(-w->pid, 0) == -1)	/* no such group: nothing left */
+		return;
+	if ((d = opendir("/proc")) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if ((pid = (pid_t)strtol(de->d_name, NULL, 10)) <= 0)
+			continue;
+		if ((fd = pid_open(pid)) == -1) {
+			if (proc_stat_ids(pid, NULL, &pgrp, NULL) == 0 &&
+			    pgrp == w->pid)
+				seen = true;
+			continue;
+		}
+		if (proc_stat_ids(pid, NULL, &pgrp, &sid) == 0 &&
+		    (sid == w->pid || pgrp == w->pid))
+			(void)pidfd_signal(fd, sig);
+		close(fd);
+	}
+	closedir(d);
+	if (seen)
+		(void)kill(-w->pid, sig);
+}
+
+/* Its whole process group (it leads one); see signal_reaped_group(). */
+static void
+worker_signal_group(struct worker *w, int sig)
+{
+	if (worker_unreaped(w)) {
+		if (kill(-w->pid, sig) == -1 && errno != ESRCH)
+			wlog(w, LOG_WARNING, "unable to kill process group: "
+			    "%s", strerror(errno));
+		return;
+	}
+	signal_reaped_group(w, sig);
+}
 
 static const char *const state_names[] = {
 	[WS_STARTING] = "starting",
@@ -116,6 +229,7 @@ worker_child_cb(struct ev_loop *loop, ev_child *c, int revents)
 	(void)revents;
 	ev_child_stop(loop, c);
 	ev_timer_stop(loop, &w->timer);
+	w->reaped = true;		/* its pid is free from now on */
 	worker_exec_status(w);		/* a failed exec is no crash */
 	pool_worker_exited(w->pool, w, c->rstatus);	/* frees w */
 }
@@ -130,9 +244,7 @@ kill_tree(struct worker *w)
 	if (w->cg != NULL && cgroup_kill(w->cg) == 0)
 		return;
 	n = memprobe_tree(w->pid, pids, TREE_MAX);
-	if (kill(-w->pid, SIGKILL) == -1 && errno != ESRCH)
-		wlog(w, LOG_WARNING, "unable to kill process group: %s",
-		    strerror(errno));
+	worker_signal_group(w, SIGKILL);
 	for (i = 0; i < n; i++)
 		(void)kill(pids[i], SIGKILL);
 }
@@ -297,6 +409,7 @@ worker_spawn(struct pool *p, unsigned int slot, unsigned int gen,
 	ev_init(&w->timer, worker_timer_cb);
 	w->timer.data = w;
 	w->exec_fd = -1;
+	w->pidfd = -1;
 	ev_io_init(&w->cg_event, worker_cg_event_cb, -1, EV_READ);
 
 	if (p->cg != NULL)
@@ -352,6 +465,7 @@ worker_spawn(struct pool *p, unsigned int slot, unsigned int gen,
 	}
 
 	w->pid = pid;
+	w->pidfd = pid_open(pid);	/* unreaped: it is our child */
 	ev_child_set(&w->child, pid, 0);
 	ev_child_start(rd->loop, &w->child);	/* before the loop runs */
 	guard_add(rd->guard, pid);
@@ -389,6 +503,11 @@ worker_free(struct worker *w)
 	ev_io_stop(rd->loop, &w->exec_io);
 	if (w->exec_fd != -1)
 		close(w->exec_fd);
+	if (w->pidfd != -1)
+		close(w->pidfd);
+	if (w->log_limit.suppressed > 0)
+		wlog(w, LOG_WARNING, "notify: %u messages suppressed",
+		    w->log_limit.suppressed);
 	pidmap_del(rd, w->pid);
 	guard_del(rd->guard, w->pid);
 	memprobe_free(w->probe);
@@ -432,7 +551,8 @@ worker_drain(struct worker *w, enum reason why, uint64_t timeout_ms)
 	worker_disarm_events(w);
 	worker_set_state(w, WS_DRAINING);
 	if (why != REASON_STOPPING) {
-		if (kill(w->pid, w->cfg->drain_signal) == -1 && errno != ESRCH)
+		if (worker_signal(w, w->cfg->drain_signal) == -1 &&
+		    errno != ESRCH)
 			wlog(w, LOG_WARNING, "unable to send %s: %s",
 			    units_signal_name(w->cfg->drain_signal),
 			    strerror(errno));
@@ -463,7 +583,7 @@ worker_kill_leftovers(struct worker *w)
 	 * its leader while members remain, and its id is not reused. */
 	if (w->cg != NULL)
 		(void)cgroup_kill(w->cg);
-	(void)kill(-w->pid, SIGKILL);
+	worker_signal_group(w, SIGKILL);
 }
 
 int

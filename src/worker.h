@@ -37,6 +37,10 @@ enum worker_state {
 	WS_KILLED,		/* SIGKILL sent to its tree */
 };
 
+/* Bytes of a STATUS= text kept (after text_sanitize()): a datagram holds
+ * NOTIFY_MAX, and invalid bytes grow threefold into U+FFFD. */
+#define STATUS_MAX	4096
+
 struct worker {
 	TAILQ_ENTRY(worker) entry;
 	struct pool	*pool;		/* owner; outlives the worker */
@@ -45,6 +49,8 @@ struct worker {
 
 	/* The process. */
 	pid_t		 pid;
+	int		 pidfd;		/* pins the process; -1 if no pidfds */
+	bool		 reaped;	/* pid may be another's from now on */
 	enum worker_state state;
 	double		 spawn_mono;
 	double		 ready_mono;	/* 0 until ready */
@@ -58,7 +64,8 @@ struct worker {
 
 	/* What it told us and what we measured. */
 	uint64_t	 tasks;		/* TASKS= */
-	char		*status;	/* STATUS= text, or NULL */
+	char		*status;	/* STATUS= text (text_sanitize()), or NULL */
+	struct ratelimit log_limit;	/* warnings its messages cause */
 	struct memprobe	*probe;
 	struct mem_sample last;		/* last /proc reading */
 	uint64_t	 cgroup_bytes;	/* last cgroup reading */
