@@ -97,8 +97,11 @@ def test_status_answer_over_4mib_reaches_a_prompt_reader(recyclerd):
         raw = raw_answer(recyclerd, "status")
         ws = strict_json(raw)["pools"][0]["workers"]
         return (raw, [w for w in ws if w["status_text"]])
+    # Each status of 560 workers costs the daemon a smaps read apiece:
+    # ask seldom.
     raw, ws = wait_for(lambda: (lambda r: r if len(r[1]) == n else None)(
-        texts()), 40, what=f"{n} workers with their STATUS= text")
+        texts()), 40, interval=2.0,
+        what=f"{n} workers with their STATUS= text")
     assert len(raw) > 4 << 20
     assert all(w["status_text"] == '"' * 4000 for w in ws)
     assert raw.count(b"\n") == 0
