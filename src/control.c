@@ -1103,7 +1103,8 @@ client_request(struct client *c)
 	answer_start(c->ctl->rd, &c->peer, c->in, &c->cur, &k);
 	if (c->cur.kind == CUR_NONE)
 		client_queue(c, "\n", 1);
-	/* else client_flush() writes the rest as the client reads. */
+	else		/* the rest as the client reads (client_flush()) */
+		client_produce(c);	/* a short one is complete now */
 }
 
 /*

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <systemd/sd-journal.h>
@@ -89,47 +90,91 @@ worker_signal(struct worker *w, int sig)
 	return kill(w->pid, sig);
 }
 
-/*
- * After the reap, the number of its process group is free once the group
- * is empty. Signal the members of its session that are left, each through
- * a pidfd opened before its session is checked, so a pid that changed
- * hands in between is never signalled. Without pidfds, the group is
- * signalled when a member was just seen in it (a group that has members
- * keeps its number).
- */
-static void
-signal_reaped_group(struct worker *w, int sig)
+/* Now, in the clock ticks of /proc/PID/stat's start times. */
+static unsigned long long
+boot_ticks(void)
 {
-	struct dirent *de;
-	pid_t pid, pgrp, sid;
-	bool seen = false;
-	DIR *d;
-	int fd;
+	unsigned long long hz = (unsigned long long)sysconf(_SC_CLK_TCK);
+	struct timespec ts;
 
-	if (kill(-w->pid, 0) == -1)	/* no such group: nothing left */
-		return;
-	if ((d = opendir("/proc")) == NULL)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		if ((pid = (pid_t)strtol(de->d_name, NULL, 10)) <= 0)
-			continue;
-		if ((fd = pid_open(pid)) == -1) {
-			if (proc_stat_ids(pid, NULL, &pgrp, NULL) == 0 &&
-			    pgrp == w->pid)
-				seen = true;
-			continue;
-		}
-		if (proc_stat_ids(pid, NULL, &pgrp, &sid) == 0 &&
-		    (sid == w->pid || pgrp == w->pid))
-			(void)pidfd_signal(fd, sig);
-		close(fd);
-	}
-	closedir(d);
-	if (seen)
-		(void)kill(-w->pid, sig);
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (unsigned long long)ts.tv_sec * hz +
+	    (unsigned long long)ts.tv_nsec * hz / 1000000000ull;
 }
 
-/* Its whole process group (it leads one); see signal_reaped_group(). */
+/*
+ * Session id and start time (clock ticks after boot) of pid, from
+ * /proc/PID/stat; -1 if it is gone.
+ */
+static int
+proc_sid_start(pid_t pid, pid_t *sid, unsigned long long *start)
+{
+	char path[64], buf[1024], *p;
+	int fd, si;
+	ssize_t n;
+
+	snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	/* After the name: state ppid pgrp session ... field 22 starttime. */
+	if ((p = strrchr(buf, ')')) == NULL || sscanf(p + 1, " %*c %*d %*d "
+	    "%d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d "
+	    "%llu", &si, start) != 2)
+		return -1;
+	*sid = si;
+	return 0;
+}
+
+/*
+ * After the reap, the number of its session and group is free once they
+ * are empty, and may name a stranger's. A member of its session that
+ * started before the worker was reaped proves the session never emptied
+ * (no process joins a session; it can only be born in it), so that all of
+ * its members are ours. Each is signalled through a pidfd opened before
+ * its stat is read: a pid that changed hands in between is never
+ * signalled. Without pidfds, nothing is signalled after the reap.
+ */
+static void
+signal_reaped_session(struct worker *w, int sig)
+{
+	unsigned long long start;
+	struct dirent *de;
+	bool ours = false;
+	pid_t pid, sid;
+	int fds[64], fd;
+	size_t n = 0, i;
+	DIR *d;
+
+	if ((d = opendir("/proc")) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL && n < nitems(fds)) {
+		if ((pid = (pid_t)strtol(de->d_name, NULL, 10)) <= 0 ||
+		    proc_sid_start(pid, &sid, &start) == -1 || sid != w->pid)
+			continue;
+		/* Pinned first, then read again: the reading is of it. */
+		if ((fd = pid_open(pid)) == -1)
+			continue;
+		if (proc_sid_start(pid, &sid, &start) == 0 && sid == w->pid) {
+			ours |= start <= w->reaped_ticks;
+			fds[n++] = fd;
+		} else {
+			close(fd);
+		}
+	}
+	closedir(d);
+	for (i = 0; i < n; i++) {
+		if (ours)
+			(void)pidfd_signal(fds[i], sig);
+		close(fds[i]);
+	}
+}
+
+/* Its whole process group (it leads one); see signal_reaped_session(). */
 static void
 worker_signal_group(struct worker *w, int sig)
 {
@@ -139,7 +184,7 @@ worker_signal_group(struct worker *w, int sig)
 			    "%s", strerror(errno));
 		return;
 	}
-	signal_reaped_group(w, sig);
+	signal_reaped_session(w, sig);
 }
 
 static const char *const state_names[] = {
@@ -230,6 +275,7 @@ worker_child_cb(struct ev_loop *loop, ev_child *c, int revents)
 	ev_child_stop(loop, c);
 	ev_timer_stop(loop, &w->timer);
 	w->reaped = true;		/* its pid is free from now on */
+	w->reaped_ticks = boot_ticks();
 	worker_exec_status(w);		/* a failed exec is no crash */
 	pool_worker_exited(w->pool, w, c->rstatus);	/* frees w */
 }

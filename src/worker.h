@@ -51,6 +51,7 @@ struct worker {
 	pid_t		 pid;
 	int		 pidfd;		/* pins the process; -1 if no pidfds */
 	bool		 reaped;	/* pid may be another's from now on */
+	unsigned long long reaped_ticks; /* when, in /proc start-time ticks */
 	enum worker_state state;
 	double		 spawn_mono;
 	double		 ready_mono;	/* 0 until ready */
