@@ -337,7 +337,7 @@ worker_cmp(const void *a, const void *b)
 }
 
 static json_object *
-pool_json(struct pool *p, double now)
+pool_json(struct pool *p)
 {
 	json_object *o = json_object_new_object(), *rec;
 	uint64_t total = 0;
@@ -494,7 +494,7 @@ status_step(struct recyclerd *rd, struct cursor *cur, const struct sink *k)
 			if (cur->any_pool)
 				put_str(k, ",");
 			cur->any_pool = true;
-			put_open(k, pool_json(p, cur->now), ",\"workers\":[");
+			put_open(k, pool_json(p), ",\"workers\":[");
 			cur->in_workers = true;
 			cur->any_worker = false;
 		}
