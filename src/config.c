@@ -384,14 +384,17 @@ lookup_user(const char *name, uid_t *uid, gid_t *gid)
 {
 	struct passwd pw, *res = NULL;
 	size_t size = 16384;
+	uint32_t id = 0;
 	char *buf;
 	int rc;
 
+	/* strtoul() would wrap 4294967296 to 0: root. */
+	if (all_digits(name) && parse_id(name, &id) == -1)
+		return false;
 	for (;;) {
 		buf = xmalloc(size);
 		if (all_digits(name))
-			rc = getpwuid_r((uid_t)strtoul(name, NULL, 10), &pw, buf,
-			    size, &res);
+			rc = getpwuid_r((uid_t)id, &pw, buf, size, &res);
 		else
 			rc = getpwnam_r(name, &pw, buf, size, &res);
 		if (rc != ERANGE || size > 1024 * 1024)
@@ -413,14 +416,16 @@ lookup_group(const char *name, gid_t *gid)
 {
 	struct group gr, *res = NULL;
 	size_t size = 16384;
+	uint32_t id = 0;
 	char *buf;
 	int rc;
 
+	if (all_digits(name) && parse_id(name, &id) == -1)
+		return false;
 	for (;;) {
 		buf = xmalloc(size);
 		if (all_digits(name))
-			rc = getgrgid_r((gid_t)strtoul(name, NULL, 10), &gr, buf,
-			    size, &res);
+			rc = getgrgid_r((gid_t)id, &gr, buf, size, &res);
 		else
 			rc = getgrnam_r(name, &gr, buf, size, &res);
 		if (rc != ERANGE || size > 1024 * 1024)
@@ -432,6 +437,18 @@ lookup_group(const char *name, gid_t *gid)
 		*gid = gr.gr_gid;
 	free(buf);
 	return res != NULL;
+}
+
+/* Why name is no user (what "user"/"group"): out of range, or unknown. */
+static const char *
+id_error(const char *name, bool user)
+{
+	uint32_t id;
+
+	if (all_digits(name) && parse_id(name, &id) == -1)
+		return user ? "user id out of range (0 to 4294967294)" :
+		    "group id out of range (0 to 4294967294)";
+	return user ? "unknown user" : "unknown group";
 }
 
 /* --- Shell-like words --------------------------------------------------- */
@@ -656,9 +673,11 @@ parse_listen_option(char *opt, struct listen_spec *ls)
 		if ((grp = strchr(val, ':')) != NULL)
 			*grp = '\0';
 		if (!lookup_user(val, &uid, &gid))
-			return "unknown user in owner=";
+			return all_digits(val) ? "unknown user or id out of "
+			    "range in owner=" : "unknown user in owner=";
 		if (grp != NULL && !lookup_group(grp + 1, &gid))
-			return "unknown group in owner=";
+			return all_digits(grp + 1) ? "unknown group or id out "
+			    "of range in owner=" : "unknown group in owner=";
 		if (grp != NULL)
 			*grp = ':';
 		free(ls->owner);
@@ -989,7 +1008,7 @@ opt_apply(const struct opt *o, void *base, const char *value,
 		return NULL;
 	case OPT_CTLGROUP:
 		if (!lookup_group(value, &cfg->control_gid))
-			return "unknown group";
+			return id_error(value, false);
 		free(cfg->control_group);
 		cfg->control_group = xstrdup(value);
 		return NULL;
@@ -1574,12 +1593,13 @@ validate_pool(struct cfg_parse *p, const struct config *cfg,
 	} else if (!b->failed[opt_index("directory")])
 		check_command(p, b);
 	if (pc->user != NULL && !lookup_user(pc->user, &pc->uid, &pc->gid))
-		pool_error(p, b, opt_index("user"), "unknown user");
+		pool_error(p, b, opt_index("user"), id_error(pc->user, true));
 	if (pc->group != NULL) {
 		if (lookup_group(pc->group, &gid))
 			pc->gid = gid;
 		else
-			pool_error(p, b, opt_index("group"), "unknown group");
+			pool_error(p, b, opt_index("group"),
+			    id_error(pc->group, false));
 	}
 	/* Privilege defaults follow user=: a worker that runs as another
 	 * user gains nothing (setuid binaries, file capabilities) on exec. */

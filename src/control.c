@@ -56,6 +56,7 @@
 #define READ_CHUNK		4096
 #define REQUESTS_PER_TURN	4	/* then let the loop serve others */
 #define OUT_KEEP		65536	/* output buffer kept between answers */
+#define OUT_LOW			(256u << 10)	/* a long answer goes on below */
 
 #define STR_(x)			#x
 #define STR(x)			STR_(x)
@@ -63,6 +64,26 @@
 #ifndef SO_PEERGROUPS
 #define SO_PEERGROUPS		59	/* Linux 4.13; older libc headers */
 #endif
+
+enum cursor_kind { CUR_NONE, CUR_STATUS, CUR_TEXT };
+
+struct cursor {
+	enum cursor_kind kind;
+	double		 now;
+	/* status: the pools named at the request, in order. */
+	char		**pools;
+	size_t		 npools;
+	size_t		 ipool;		/* the one being written */
+	bool		 any_pool;	/* one was written */
+	bool		 in_workers;	/* its "workers" array is open */
+	bool		 any_worker;	/* one was written in it */
+	unsigned int	 slot;		/* (slot, gen) of the last written */
+	unsigned int	 gen;
+	/* text: a string value, JSON-escaped piece by piece. */
+	char		*text;
+	size_t		 text_len;
+	size_t		 text_off;
+};
 
 struct client {
 	TAILQ_ENTRY(client) entry;
@@ -87,6 +108,9 @@ struct client {
 	size_t		 out_off;
 	size_t		 out_len;
 	size_t		 out_cap;
+	/* The rest of a long answer, written as out drains below OUT_LOW;
+	 * no other request is read until it is complete. */
+	struct cursor	 cur;
 
 	ev_io		 rio;
 	ev_io		 wio;
@@ -313,12 +337,10 @@ worker_cmp(const void *a, const void *b)
 }
 
 static json_object *
-pool_json(struct pool *p, double now)
+pool_json(struct pool *p)
 {
-	json_object *o = json_object_new_object(), *rec, *arr;
-	struct worker *w, **sorted;
+	json_object *o = json_object_new_object(), *rec;
 	uint64_t total = 0;
-	size_t i, n = 0;
 	int r;
 
 	add(o, "name", json_object_new_string(p->name));
@@ -354,18 +376,178 @@ pool_json(struct pool *p, double now)
 	add(o, "max_lifetime", p->cfg->max_lifetime_ms ?
 	    j_double((double)p->cfg->max_lifetime_ms / 1000.0, 3) : NULL);
 
+	/* Its "workers" follow, written by the cursor (status_step()). */
+	return o;
+}
+
+/* ---- answers written as the socket drains ---- */
+
+/*
+ * A status answer of thousands of workers is megabytes: it is written a
+ * few hundred workers at a time, when the client has taken what came
+ * before (OUT_LOW), rather than built whole. The cursor finds its place
+ * again by name and by key, never by pointer, so pools and workers that
+ * come and go between two steps are handled: a pool removed meanwhile is
+ * closed short, a worker reaped is not listed, one started behind the
+ * cursor is not listed either. The answer stays one JSON line.
+ */
+/* Where the cursor writes: a client's output buffer, or a string. */
+struct sink {
+	void		(*put)(void *, const char *, size_t);
+	void		*arg;
+};
+
+#define CURSOR_WORKERS	128		/* worker objects per step */
+#define CURSOR_TEXT	65536		/* bytes of text per step */
+
+static void
+cursor_free(struct cursor *cur)
+{
+	strv_free(cur->pools);
+	free(cur->text);
+	memset(cur, 0, sizeof *cur);
+}
+
+static void
+put_str(const struct sink *k, const char *s)
+{
+	k->put(k->arg, s, strlen(s));
+}
+
+static const char *
+json_plain(json_object *o)
+{
+	return json_object_to_json_string_ext(o,
+	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+}
+
+/* o without its closing brace, then more: the object stays open. */
+static void
+put_open(const struct sink *k, json_object *o, const char *more)
+{
+	const char *s = json_plain(o);
+
+	k->put(k->arg, s, strlen(s) - 1);
+	put_str(k, more);
+	json_object_put(o);
+}
+
+static void
+put_json(const struct sink *k, json_object *o)
+{
+	put_str(k, json_plain(o));
+	json_object_put(o);
+}
+
+static bool
+worker_after(const struct worker *w, unsigned int slot, unsigned int gen)
+{
+	return w->slot > slot || (w->slot == slot && w->gen > gen);
+}
+
+/* Up to CURSOR_WORKERS more workers of p, or the end of its array. */
+static void
+status_workers(struct cursor *cur, struct pool *p, const struct sink *k)
+{
+	struct worker *w, **sorted;
+	size_t i, n = 0;
+
 	/* By slot, then oldest first: a replacement follows its worker. */
 	sorted = xcalloc(p->nworkers + 1, sizeof *sorted);
 	TAILQ_FOREACH(w, &p->workers, entry)
-		if (n <= p->nworkers)
+		if (n <= p->nworkers && (!cur->any_worker ||
+		    worker_after(w, cur->slot, cur->gen)))
 			sorted[n++] = w;
 	qsort(sorted, n, sizeof *sorted, worker_cmp);
-	arr = json_object_new_array();
-	for (i = 0; i < n; i++)
-		json_object_array_add(arr, worker_json(sorted[i], now));
+	for (i = 0; i < n && i < CURSOR_WORKERS; i++) {
+		if (cur->any_worker)
+			put_str(k, ",");
+		put_json(k, worker_json(sorted[i], cur->now));
+		cur->any_worker = true;
+		cur->slot = sorted[i]->slot;
+		cur->gen = sorted[i]->gen;
+	}
+	if (i == n) {
+		put_str(k, "]}");
+		cur->in_workers = false;
+		cur->ipool++;
+	}
 	free(sorted);
-	add(o, "workers", arr);
-	return o;
+}
+
+/* One step of a status answer; false when it is complete. */
+static bool
+status_step(struct recyclerd *rd, struct cursor *cur, const struct sink *k)
+{
+	struct pool *p;
+
+	while (cur->ipool < cur->npools) {
+		p = recyclerd_find_pool(rd, cur->pools[cur->ipool]);
+		if (p == NULL) {
+			/* Removed by a reload meanwhile. */
+			if (cur->in_workers)
+				put_str(k, "]}");
+			cur->in_workers = false;
+			cur->ipool++;
+			continue;
+		}
+		if (!cur->in_workers) {
+			if (cur->any_pool)
+				put_str(k, ",");
+			cur->any_pool = true;
+			put_open(k, pool_json(p), ",\"workers\":[");
+			cur->in_workers = true;
+			cur->any_worker = false;
+		}
+		status_workers(cur, p, k);
+		return true;
+	}
+	put_str(k, "]}");
+	return false;
+}
+
+/* One step of a text answer ("metrics"); false when it is complete. */
+static bool
+text_step(struct cursor *cur, const struct sink *k)
+{
+	size_t n = cur->text_len - cur->text_off;
+	json_object *o;
+	const char *s;
+
+	if (n == 0) {
+		put_str(k, "\"}");
+		return false;
+	}
+	if (n > CURSOR_TEXT)
+		n = CURSOR_TEXT;
+	/* json-c escapes byte by byte: pieces join into the whole. */
+	o = json_object_new_string_len(cur->text + cur->text_off, (int)n);
+	s = json_plain(o);
+	k->put(k->arg, s + 1, strlen(s) - 2);	/* without its quotes */
+	json_object_put(o);
+	cur->text_off += n;
+	return true;
+}
+
+/* Write the next part of the answer; false (and cur freed) when done. */
+static bool
+cursor_step(struct recyclerd *rd, struct cursor *cur, const struct sink *k)
+{
+	bool more = false;
+
+	switch (cur->kind) {
+	case CUR_STATUS:
+		more = status_step(rd, cur, k);
+		break;
+	case CUR_TEXT:
+		more = text_step(cur, k);
+		break;
+	case CUR_NONE:
+		break;
+	}
+	if (!more)
+		cursor_free(cur);
+	return more;
 }
 
 /* ---- commands ---- */
@@ -375,28 +557,35 @@ struct request {
 	const struct control_peer *peer;
 	int		 argc;		/* arguments after the command */
 	char		**argv;
+	struct cursor	*cur;		/* a command that streams starts it */
 };
 
 static json_object *
 cmd_status(struct request *rq)
 {
 	struct recyclerd *rd = rq->rd;
-	json_object *o, *pools;
+	struct cursor *cur = rq->cur;
 	struct pool *p, *only = NULL;
-	double now = mono_now();
+	json_object *o;
+	size_t n = 0;
 
 	if (rq->argc == 1 &&
 	    (only = recyclerd_find_pool(rd, rq->argv[0])) == NULL)
 		return reply_error("no such pool: %s", rq->argv[0]);
+	/* The head now; "pools" from the cursor, a step at a time. */
+	cur->kind = CUR_STATUS;
+	cur->now = mono_now();
+	LIST_FOREACH(p, &rd->pools, entry)
+		n++;
+	cur->pools = xcalloc(n + 1, sizeof *cur->pools);
+	LIST_FOREACH(p, &rd->pools, entry)
+		if (only == NULL || p == only)
+			cur->pools[cur->npools++] = xstrdup(p->name);
 	o = reply_ok();
 	add(o, "version", json_object_new_string(PACKAGE_VERSION));
 	add(o, "pid", json_object_new_int64(rd->pid));
-	add(o, "uptime", j_double(now - rd->started_mono, 3));
-	pools = json_object_new_array();
-	LIST_FOREACH(p, &rd->pools, entry)
-		if (only == NULL || p == only)
-			json_object_array_add(pools, pool_json(p, now));
-	add(o, "pools", pools);
+	add(o, "uptime", j_double(cur->now - rd->started_mono, 3));
+	add(o, "pools", json_object_new_array());	/* opened by the cursor */
 	return o;
 }
 
@@ -592,9 +781,12 @@ cmd_metrics(struct request *rq)
 
 	if (metrics_render(rq->rd, &text) == -1)
 		return reply_error("metrics: %s", strerror(errno));
+	/* The text is escaped into the answer as the client takes it. */
+	rq->cur->kind = CUR_TEXT;
+	rq->cur->text = text;
+	rq->cur->text_len = strlen(text);
 	o = reply_ok();
-	add(o, "metrics", json_object_new_string(text));
-	free(text);
+	add(o, "metrics", json_object_new_string(""));	/* opened below */
 	return o;
 }
 
@@ -653,12 +845,17 @@ join_words(char **words, int n, char *buf, size_t size)
 		    i ? " " : "", words[i]);
 }
 
+/*
+ * The answer to line: a whole one, or (cur started) the head of one whose
+ * last member, an empty array or string, the cursor goes on to fill.
+ */
 static json_object *
-dispatch(struct recyclerd *rd, const struct control_peer *peer, char *line)
+dispatch(struct recyclerd *rd, const struct control_peer *peer, char *line,
+    struct cursor *cur)
 {
 	char *words[CONTROL_WORDS_MAX], text[256];
 	const struct command *c = NULL;
-	struct request rq = { rd, peer, 0, NULL };
+	struct request rq = { rd, peer, 0, NULL, cur };
 	json_object *o, *err;
 	const char *why;
 	size_t i;
@@ -695,17 +892,52 @@ dispatch(struct recyclerd *rd, const struct control_peer *peer, char *line)
 	return o;
 }
 
+/* The answer to line into k: whole, or its head with cur started. */
+static void
+answer_start(struct recyclerd *rd, const struct control_peer *peer,
+    char *line, struct cursor *cur, const struct sink *k)
+{
+	json_object *o = dispatch(rd, peer, line, cur);
+	const char *s = json_plain(o);
+
+	/* A streamed answer's head ends in its open member: `[]}`, `""}`. */
+	k->put(k->arg, s, strlen(s) - (cur->kind != CUR_NONE ? 2 : 0));
+	json_object_put(o);
+}
+
+struct strbuf {
+	char		*s;
+	size_t		 len;
+	size_t		 cap;
+};
+
+static void
+strbuf_put(void *arg, const char *s, size_t len)
+{
+	struct strbuf *b = arg;
+
+	if (b->len + len + 1 > b->cap) {
+		b->cap = b->len + len + 1 > 2 * b->cap ? b->len + len + 1 :
+		    2 * b->cap;
+		b->s = xrealloc(b->s, b->cap);
+	}
+	memcpy(b->s + b->len, s, len);
+	b->len += len;
+	b->s[b->len] = '\0';
+}
+
 char *
 control_execute(struct recyclerd *rd, const struct control_peer *peer,
     char *line)
 {
-	json_object *o = dispatch(rd, peer, line);
-	char *s;
+	struct cursor cur = { .kind = CUR_NONE };
+	struct strbuf b = { NULL, 0, 0 };
+	struct sink k = { strbuf_put, &b };
 
-	s = xstrdup(json_object_to_json_string_ext(o,
-	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-	json_object_put(o);
-	return s;
+	answer_start(rd, peer, line, &cur, &k);
+	while (cursor_step(rd, &cur, &k))
+		continue;
+	return b.s;
 }
 
 /* ---- clients ---- */
@@ -723,6 +955,7 @@ client_free(struct client *c)
 	close(c->fd);
 	TAILQ_REMOVE(&ctl->clients, c, entry);
 	ctl->nclients--;
+	cursor_free(&c->cur);
 	free(c->out);
 	free(c);
 }
@@ -755,6 +988,32 @@ client_pending(const struct client *c)
 	return c->out_len - c->out_off;
 }
 
+static void
+client_put(void *arg, const char *s, size_t len)
+{
+	client_queue(arg, s, len);
+}
+
+/*
+ * The next steps of a long answer, up to OUT_LOW more bytes: the unread
+ * limit is on what a client leaves unread, never on an answer's size.
+ * When it is complete, the requests that waited behind it are next.
+ */
+static void
+client_produce(struct client *c)
+{
+	struct sink k = { client_put, c };
+	size_t goal = client_pending(c) + OUT_LOW;
+
+	while (client_pending(c) < goal) {
+		if (!cursor_step(c->ctl->rd, &c->cur, &k)) {
+			client_queue(c, "\n", 1);
+			ev_timer_start(c->ctl->rd->loop, &c->more);
+			break;
+		}
+	}
+}
+
 /*
  * Send what the socket takes now; watch for room if anything is left.
  * Returns false when c was freed (error, done after EOF, or a reader too
@@ -767,6 +1026,10 @@ client_flush(struct client *c)
 	bool progress = false;
 	ssize_t n;
 
+	/* Once per call: a fast reader of a long answer still waits its
+	 * turn in the loop, behind the write watcher. */
+	if (c->cur.kind != CUR_NONE && client_pending(c) < OUT_LOW)
+		client_produce(c);
 	while (client_pending(c) > 0) {
 		n = send(c->fd, c->out + c->out_off, client_pending(c),
 		    MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -786,7 +1049,7 @@ client_flush(struct client *c)
 	}
 	if (progress)
 		ev_timer_again(loop, &c->idle);
-	if (client_pending(c) == 0) {
+	if (client_pending(c) == 0 && c->cur.kind == CUR_NONE) {
 		c->out_off = c->out_len = 0;
 		if (c->out_cap > OUT_KEEP) {	/* a big answer is gone */
 			free(c->out);
@@ -823,7 +1086,7 @@ client_reply(struct client *c, const char *json)
 static void
 client_request(struct client *c)
 {
-	char *answer;
+	struct sink k = { client_put, c };
 
 	c->in[c->in_len] = '\0';
 	if (!c->peer.allowed && !c->refusal_logged) {
@@ -838,9 +1101,11 @@ client_request(struct client *c)
 		    "control character\"}");
 		return;
 	}
-	answer = control_execute(c->ctl->rd, &c->peer, c->in);
-	client_reply(c, answer);
-	free(answer);
+	answer_start(c->ctl->rd, &c->peer, c->in, &c->cur, &k);
+	if (c->cur.kind == CUR_NONE)
+		client_queue(c, "\n", 1);
+	else		/* the rest as the client reads (client_flush()) */
+		client_produce(c);	/* a short one is complete now */
 }
 
 /*
@@ -857,7 +1122,8 @@ client_feed(struct client *c)
 	int answered = 0;
 
 	while (c->rbuf_off < c->rbuf_len && answered < REQUESTS_PER_TURN &&
-	    client_pending(c) <= CONTROL_OUTPUT_MAX) {
+	    client_pending(c) <= CONTROL_OUTPUT_MAX &&
+	    c->cur.kind == CUR_NONE) {
 		buf = c->rbuf + c->rbuf_off;
 		n = c->rbuf_len - c->rbuf_off;
 		nl = memchr(buf, '\n', n);
@@ -891,7 +1157,11 @@ client_work(struct client *c)
 	struct ev_loop *loop = c->ctl->rd->loop;
 
 	client_feed(c);
-	if (c->rbuf_off < c->rbuf_len) {
+	if (c->cur.kind != CUR_NONE) {
+		/* Read nothing more until the long answer is out: its end
+		 * starts the more timer (client_produce()). */
+		ev_io_stop(loop, &c->rio);
+	} else if (c->rbuf_off < c->rbuf_len) {
 		/* Read nothing more until the rest is answered. */
 		ev_io_stop(loop, &c->rio);
 		ev_timer_start(loop, &c->more);

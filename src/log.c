@@ -194,7 +194,12 @@ log_vctx(int prio, const struct log_ctx *ctx, const char *fmt, va_list ap)
 		snprintf(full, sizeof full, "%s%s", prefix, msg);
 		emit_journal(prio, ctx, full);
 	} else {
-		emit_stderr(prio, prefix, msg);
+		/* Worker text (its output, its notify lines) may hold escape
+		 * sequences and newlines: shown as \xNN, never sent raw. */
+		char esc[sizeof msg * 4];
+
+		text_escape(msg, esc, sizeof esc);
+		emit_stderr(prio, prefix, esc);
 	}
 	errno = saved;
 }

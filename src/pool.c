@@ -1132,6 +1132,27 @@ pool_record_exit(struct pool *p, struct worker *w, int status)
 
 /* ---- notify messages ---- */
 
+/*
+ * A worker's bad messages are its own problem, and one datagram can hold
+ * thousands of lines: its warnings go through a token bucket (NOTIFY_LOG_
+ * BURST at once, NOTIFY_LOG_RATE a second after that), and what was held
+ * back is counted in the next line that goes out.
+ */
+#define NOTIFY_LOG_RATE		1.0
+#define NOTIFY_LOG_BURST	10.0
+
+#define nlog(w, prio, ...) do {						\
+	unsigned int nlog_held_;					\
+									\
+	if (ratelimit_take(&(w)->log_limit, mono_now(),			\
+	    NOTIFY_LOG_RATE, NOTIFY_LOG_BURST, &nlog_held_)) {		\
+		if (nlog_held_ > 0)					\
+			wlog((w), LOG_WARNING, "notify: %u messages "	\
+			    "suppressed", nlog_held_);			\
+		wlog((w), (prio), __VA_ARGS__);				\
+	}								\
+} while (0)
+
 struct notify_ctx {
 	struct pool	*pool;
 	struct worker	*worker;
@@ -1143,35 +1164,33 @@ pool_notify_assign(void *arg, const char *key, const char *value)
 	struct notify_ctx *nc = arg;
 	struct worker *w = nc->worker;
 	struct pool *p = nc->pool;
-	unsigned long long n;
-	char *end;
+	uint64_t n;
 
 	if (value == NULL) {
-		wlog(w, LOG_WARNING, "notify: ignored malformed line \"%.64s\" "
+		nlog(w, LOG_WARNING, "notify: ignored malformed line \"%.64s\" "
 		    "(expected KEY=VALUE)", key);
 		return;
 	}
 	if (strcmp(key, "READY") == 0) {
 		if (strcmp(value, "1") != 0)
-			wlog(w, LOG_WARNING, "notify: ignored READY=%.32s "
+			nlog(w, LOG_WARNING, "notify: ignored READY=%.32s "
 			    "(expected READY=1)", value);
 		else if (w->state == WS_STARTING && !w->failed)
 			pool_worker_ready(p, w);
 	} else if (strcmp(key, "STATUS") == 0) {
 		free(w->status);
-		w->status = xstrdup(value);
+		w->status = text_sanitize(value, strlen(value), STATUS_MAX);
 	} else if (strcmp(key, "TASKS") == 0) {
-		errno = 0;
-		n = strtoull(value, &end, 10);
-		if (errno != 0 || end == value || *end != '\0' ||
-		    value[0] == '-') {
-			wlog(w, LOG_WARNING, "notify: ignored TASKS=%.32s "
+		/* Digits only: strtoull() takes " -1" and "+7". */
+		if (parse_digits(value, UINT64_MAX, &n) == -1) {
+			nlog(w, LOG_WARNING, "notify: ignored TASKS=%.32s "
 			    "(expected a count of completed tasks)", value);
 			return;
 		}
 		if (n < w->tasks)
-			wlog(w, LOG_WARNING, "notify: TASKS=%llu is below the "
-			    "previous %llu; TASKS is cumulative", n,
+			nlog(w, LOG_WARNING, "notify: TASKS=%llu is below the "
+			    "previous %llu; TASKS is cumulative",
+			    (unsigned long long)n,
 			    (unsigned long long)w->tasks);
 		w->tasks = n;
 		if (w->state == WS_READY && w->limits.max_tasks != 0 &&
@@ -1179,12 +1198,13 @@ pool_notify_assign(void *arg, const char *key, const char *value)
 			char detail[64];
 
 			snprintf(detail, sizeof detail, "tasks %llu >= %llu",
-			    n, (unsigned long long)w->limits.max_tasks);
+			    (unsigned long long)n,
+			    (unsigned long long)w->limits.max_tasks);
 			pool_want_recycle(p, w, REASON_TASKS, detail);
 		}
 	} else if (strcmp(key, "RECYCLE") == 0) {
 		if (strcmp(value, "1") != 0)
-			wlog(w, LOG_WARNING, "notify: ignored RECYCLE=%.32s "
+			nlog(w, LOG_WARNING, "notify: ignored RECYCLE=%.32s "
 			    "(expected RECYCLE=1)", value);
 		else
 			pool_want_recycle(p, w, REASON_REQUEST,
@@ -1205,7 +1225,7 @@ pool_notify_assign(void *arg, const char *key, const char *value)
 		if (strcmp(value, "trigger") == 0)
 			pool_watchdog_kill(p, w, "worker sent WATCHDOG=trigger");
 		else if (strcmp(value, "1") != 0)
-			wlog(w, LOG_WARNING, "notify: ignored WATCHDOG=%.32s "
+			nlog(w, LOG_WARNING, "notify: ignored WATCHDOG=%.32s "
 			    "(expected WATCHDOG=1 or WATCHDOG=trigger)", value);
 	} else if (strcmp(key, "MAINPID") == 0 || strcmp(key, "ERRNO") == 0 ||
 	    strcmp(key, "BUSERROR") == 0 || strcmp(key, "EXIT_STATUS") == 0 ||

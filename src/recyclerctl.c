@@ -2,8 +2,8 @@
 /*
  * recyclerctl.c - the command-line client of recyclerd's control socket.
  *
- * It sends one request line, reads one JSON answer line (within
- * RESPONSE_TIMEOUT_MS) and prints it: raw with --json, else as tables and
+ * It sends one request line, reads one JSON answer line of any size (no
+ * silence longer than RESPONSE_TIMEOUT_MS) and prints it: raw with --json, else as tables and
  * short lines for people. `status -w` and `top` repeat `status` like top(1)
  * until interrupted. Everything the daemon sends is data: worker STATUS=
  * texts and pool names are printed with control characters masked, so a
@@ -38,7 +38,6 @@
 /* The daemon's default control_socket, whatever the prefix. */
 #define DEFAULT_SOCKET		CONFIG_DEFAULT_SOCKET
 #define RESPONSE_TIMEOUT_MS	10000
-#define RESPONSE_MAX		(256u << 20)	/* bytes of one answer line */
 #define WATCH_MIN_MS		100
 
 #define EXIT_ERROR		1	/* the daemon said no */
@@ -201,12 +200,9 @@ conn_request(struct conn *c, const char *line, char **answer, char *msg,
 	for (;;) {
 		if ((rc = wait_fd(c->fd, POLLIN, deadline)) <= 0)
 			goto fail_wait;
+		/* Answers of any size: a status of many workers is
+		 * megabytes, and comes as the daemon writes it. */
 		if (got + 1 >= cap) {
-			if (cap >= RESPONSE_MAX) {
-				snprintf(msg, msgsize, "%s: answer longer "
-				    "than %u bytes", c->path, RESPONSE_MAX);
-				goto fail;
-			}
 			cap *= 2;
 			buf = xrealloc(buf, cap);
 		}
@@ -223,9 +219,11 @@ conn_request(struct conn *c, const char *line, char **answer, char *msg,
 			    "before an answer", c->path);
 			goto fail;
 		}
-		/* Only the new bytes can hold the newline. */
+		/* Only the new bytes can hold the newline. The timeout is
+		 * for silence: a long answer that keeps coming is awaited. */
 		nl = memchr(buf + got, '\n', (size_t)n);
 		got += (size_t)n;
+		deadline = now_ms() + RESPONSE_TIMEOUT_MS;
 		if (nl != NULL) {
 			*nl = '\0';
 			*answer = buf;

@@ -63,4 +63,44 @@ int	 proc_stat_ids(pid_t pid, pid_t *ppid, pid_t *pgrp, pid_t *sid);
 /* Set O_NONBLOCK on fd; 0 or -1 with errno set. */
 int	 fd_set_nonblock(int fd);
 
+/*
+ * Decimal digits only, as a count: no sign, no space, no base prefix (what
+ * strtoull() would skip or accept), at most max. 0, or -1 when s is not
+ * such a number.
+ */
+int	 parse_digits(const char *s, uint64_t max, uint64_t *v);
+
+/* A numeric user or group id: digits, below (uid_t)-1 (which means "no
+ * id" to setresuid). 0, or -1. */
+int	 parse_id(const char *s, uint32_t *id);
+
+/*
+ * A copy of the first len bytes of s that is valid UTF-8 without control
+ * characters: an invalid sequence or a control character (C0, DEL, C1)
+ * becomes U+FFFD; the copy holds at most max bytes and ends on a
+ * character. Text from workers goes through this at receipt, so every
+ * answer that shows it is valid JSON for strict clients.
+ */
+char	*text_sanitize(const char *s, size_t len, size_t max);
+
+/*
+ * Copy s into buf (size > 0, NUL-terminated, truncated on a whole escape)
+ * with control bytes other than tab written as \xNN: a worker's bytes in
+ * a log line cannot move the terminal's cursor or forge a line.
+ */
+void	 text_escape(const char *s, char *buf, size_t size);
+
+/*
+ * A token bucket: rate per second, up to burst at once. ratelimit_take()
+ * says whether one more message may go out now; when it may and some
+ * were held back, *suppressed says how many (and the count restarts).
+ */
+struct ratelimit {
+	double		 tokens;
+	double		 last;		/* mono time of the last refill; 0 */
+	unsigned int	 suppressed;
+};
+int	 ratelimit_take(struct ratelimit *, double now, double rate,
+	    double burst, unsigned int *suppressed);
+
 #endif /* RECYCLERD_UTIL_H */

@@ -7,12 +7,16 @@
  * no exit can be missed; libev reaps every child (workers, and orphans that
  * reach us as subreaper), so nothing else here calls waitpid().
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <systemd/sd-journal.h>
@@ -30,6 +34,160 @@
 #include "worker.h"
 
 #define TREE_MAX	4096
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open		434	/* Linux 5.3; older headers */
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal	424
+#endif
+
+/* ---- signals that reach our processes only ---- */
+
+/* A descriptor that names pid's process for good, or -1 (no pidfds). */
+static int
+pid_open(pid_t pid)
+{
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+static int
+pidfd_signal(int pidfd, int sig)
+{
+	return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+}
+
+/*
+ * Is the worker's process still ours to wait for (alive or a zombie)? Then
+ * its pid, and the process group of the same number, cannot be another's.
+ * WNOWAIT leaves the reaping to libev; nothing else in the daemon reaps,
+ * and it does so only in the loop, so the answer holds until we return to
+ * it.
+ */
+static bool
+worker_unreaped(const struct worker *w)
+{
+	siginfo_t si;
+
+	if (w->reaped)
+		return false;
+	return waitid(P_PID, (id_t)w->pid, &si,
+	    WEXITED | WNOHANG | WNOWAIT) == 0;
+}
+
+/*
+ * Signal the worker's own process: through its pidfd, which the kernel
+ * never points at another process, else with kill() only while it is known
+ * unreaped. -1 with errno ESRCH when it is gone.
+ */
+static int
+worker_signal(struct worker *w, int sig)
+{
+	if (w->pidfd != -1)
+		return pidfd_signal(w->pidfd, sig);
+	if (!worker_unreaped(w)) {
+		errno = ESRCH;
+		return -1;
+	}
+	return kill(w->pid, sig);
+}
+
+/* Now, in the clock ticks of /proc/PID/stat's start times. */
+static unsigned long long
+boot_ticks(void)
+{
+	unsigned long long hz = (unsigned long long)sysconf(_SC_CLK_TCK);
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (unsigned long long)ts.tv_sec * hz +
+	    (unsigned long long)ts.tv_nsec * hz / 1000000000ull;
+}
+
+/*
+ * Session id and start time (clock ticks after boot) of pid, from
+ * /proc/PID/stat; -1 if it is gone.
+ */
+static int
+proc_sid_start(pid_t pid, pid_t *sid, unsigned long long *start)
+{
+	char path[64], buf[1024], *p;
+	int fd, si;
+	ssize_t n;
+
+	snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	/* After the name: state ppid pgrp session ... field 22 starttime. */
+	if ((p = strrchr(buf, ')')) == NULL || sscanf(p + 1, " %*c %*d %*d "
+	    "%d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d "
+	    "%llu", &si, start) != 2)
+		return -1;
+	*sid = si;
+	return 0;
+}
+
+/*
+ * After the reap, the number of its session and group is free once they
+ * are empty, and may name a stranger's. A member of its session that
+ * started before the worker was reaped proves the session never emptied
+ * (no process joins a session; it can only be born in it), so that all of
+ * its members are ours. Each is signalled through a pidfd opened before
+ * its stat is read: a pid that changed hands in between is never
+ * signalled. Without pidfds, nothing is signalled after the reap.
+ */
+static void
+signal_reaped_session(struct worker *w, int sig)
+{
+	unsigned long long start;
+	struct dirent *de;
+	bool ours = false;
+	pid_t pid, sid;
+	int fds[64], fd;
+	size_t n = 0, i;
+	DIR *d;
+
+	if ((d = opendir("/proc")) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL && n < nitems(fds)) {
+		if ((pid = (pid_t)strtol(de->d_name, NULL, 10)) <= 0 ||
+		    proc_sid_start(pid, &sid, &start) == -1 || sid != w->pid)
+			continue;
+		/* Pinned first, then read again: the reading is of it. */
+		if ((fd = pid_open(pid)) == -1)
+			continue;
+		if (proc_sid_start(pid, &sid, &start) == 0 && sid == w->pid) {
+			ours |= start <= w->reaped_ticks;
+			fds[n++] = fd;
+		} else {
+			close(fd);
+		}
+	}
+	closedir(d);
+	for (i = 0; i < n; i++) {
+		if (ours)
+			(void)pidfd_signal(fds[i], sig);
+		close(fds[i]);
+	}
+}
+
+/* Its whole process group (it leads one); see signal_reaped_session(). */
+static void
+worker_signal_group(struct worker *w, int sig)
+{
+	if (worker_unreaped(w)) {
+		if (kill(-w->pid, sig) == -1 && errno != ESRCH)
+			wlog(w, LOG_WARNING, "unable to kill process group: "
+			    "%s", strerror(errno));
+		return;
+	}
+	signal_reaped_session(w, sig);
+}
 
 static const char *const state_names[] = {
 	[WS_STARTING] = "starting",
@@ -120,6 +278,8 @@ worker_child_cb(struct ev_loop *loop, ev_child *c, int revents)
 	(void)revents;
 	ev_child_stop(loop, c);
 	ev_timer_stop(loop, &w->timer);
+	w->reaped = true;		/* its pid is free from now on */
+	w->reaped_ticks = boot_ticks();
 	worker_exec_status(w);		/* a failed exec is no crash */
 	pool_worker_exited(w->pool, w, c->rstatus);	/* frees w */
 }
@@ -137,9 +297,7 @@ kill_tree(struct worker *w)
 	if (w->cg != NULL && cgroup_kill(w->cg) == 0)
 		return;
 	n = memprobe_tree(w->pid, pids, TREE_MAX);
-	if (kill(-w->pid, SIGKILL) == -1 && errno != ESRCH)
-		wlog(w, LOG_WARNING, "unable to kill process group: %s",
-		    strerror(errno));
+	worker_signal_group(w, SIGKILL);
 	for (i = 0; i < n; i++)
 		(void)kill(pids[i], SIGKILL);
 }
@@ -304,6 +462,7 @@ worker_spawn(struct pool *p, unsigned int slot, unsigned int gen,
 	ev_init(&w->timer, worker_timer_cb);
 	w->timer.data = w;
 	w->exec_fd = -1;
+	w->pidfd = -1;
 	ev_io_init(&w->cg_event, worker_cg_event_cb, -1, EV_READ);
 	LIST_INIT(&w->orphans);
 
@@ -363,6 +522,7 @@ worker_spawn(struct pool *p, unsigned int slot, unsigned int gen,
 	}
 
 	w->pid = pid;
+	w->pidfd = pid_open(pid);	/* unreaped: it is our child */
 	ev_child_set(&w->child, pid, 0);
 	ev_child_start(rd->loop, &w->child);	/* before the loop runs */
 	guard_add(rd->guard, pid);
@@ -401,6 +561,11 @@ worker_free(struct worker *w)
 	if (w->exec_fd != -1)
 		close(w->exec_fd);
 	orphans_worker_gone(rd->orphans, w);
+	if (w->pidfd != -1)
+		close(w->pidfd);
+	if (w->log_limit.suppressed > 0)
+		wlog(w, LOG_WARNING, "notify: %u messages suppressed",
+		    w->log_limit.suppressed);
 	pidmap_del(rd, w->pid);
 	guard_del(rd->guard, w->pid);
 	memprobe_free(w->probe);
@@ -444,7 +609,8 @@ worker_drain(struct worker *w, enum reason why, uint64_t timeout_ms)
 	worker_disarm_events(w);
 	worker_set_state(w, WS_DRAINING);
 	if (why != REASON_STOPPING) {
-		if (kill(w->pid, w->cfg->drain_signal) == -1 && errno != ESRCH)
+		if (worker_signal(w, w->cfg->drain_signal) == -1 &&
+		    errno != ESRCH)
 			wlog(w, LOG_WARNING, "unable to send %s: %s",
 			    units_signal_name(w->cfg->drain_signal),
 			    strerror(errno));
@@ -475,7 +641,7 @@ worker_kill_leftovers(struct worker *w)
 	 * its leader while members remain, and its id is not reused. */
 	if (w->cg != NULL)
 		(void)cgroup_kill(w->cg);
-	(void)kill(-w->pid, SIGKILL);
+	worker_signal_group(w, SIGKILL);
 	orphans_kill_worker(w->pool->rd->orphans, w);
 }
 

@@ -41,6 +41,10 @@ enum worker_state {
 };
 #define WS__COUNT	(WS_KILLED + 1)
 
+/* Bytes of a STATUS= text kept (after text_sanitize()): a datagram holds
+ * NOTIFY_MAX, and invalid bytes grow threefold into U+FFFD. */
+#define STATUS_MAX	4096
+
 struct worker {
 	TAILQ_ENTRY(worker) entry;
 	TAILQ_ENTRY(worker) slot_entry;	/* its slot's members */
@@ -52,6 +56,9 @@ struct worker {
 
 	/* The process. */
 	pid_t		 pid;
+	int		 pidfd;		/* pins the process; -1 if no pidfds */
+	bool		 reaped;	/* pid may be another's from now on */
+	unsigned long long reaped_ticks; /* when, in /proc start-time ticks */
 	enum worker_state state;
 	double		 spawn_mono;
 	double		 ready_mono;	/* 0 until ready */
@@ -65,7 +72,8 @@ struct worker {
 
 	/* What it told us and what we measured. */
 	uint64_t	 tasks;		/* TASKS= */
-	char		*status;	/* STATUS= text, or NULL */
+	char		*status;	/* STATUS= text (text_sanitize()), or NULL */
+	struct ratelimit log_limit;	/* warnings its messages cause */
 	struct memprobe	*probe;
 	struct mem_sample last;		/* last /proc reading */
 	uint64_t	 cgroup_bytes;	/* last cgroup reading */

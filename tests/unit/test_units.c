@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "units.h"
@@ -398,6 +399,114 @@ test_format_duration_is_short(void **state)
 	}
 }
 
+/* ---- worker and config input (util.c) ---- */
+
+static void
+test_parse_digits_takes_digits_only(void **state)
+{
+	static const char *const bad[] = {
+		"", " 1", "1 ", "-1", " -1", "+7", "0x10", "1e3", "１",
+		"18446744073709551616", "99999999999999999999",
+	};
+	uint64_t v;
+	size_t i;
+
+	(void)state;
+	assert_int_equal(parse_digits("0", UINT64_MAX, &v), 0);
+	assert_int_equal(v, 0);
+	assert_int_equal(parse_digits("007", UINT64_MAX, &v), 0);
+	assert_int_equal(v, 7);
+	assert_int_equal(parse_digits("18446744073709551615", UINT64_MAX,
+	    &v), 0);
+	assert_true(v == UINT64_MAX);
+	assert_int_equal(parse_digits("100", 99, &v), -1);
+	for (i = 0; i < nitems(bad); i++)
+		assert_int_equal(parse_digits(bad[i], UINT64_MAX, &v), -1);
+}
+
+static void
+test_parse_id_stays_in_uid_t(void **state)
+{
+	uint32_t id;
+
+	(void)state;
+	assert_int_equal(parse_id("0", &id), 0);
+	assert_int_equal(id, 0);
+	assert_int_equal(parse_id("4294967294", &id), 0);
+	assert_true(id == 4294967294u);
+	assert_int_equal(parse_id("4294967295", &id), -1);	/* (uid_t)-1 */
+	assert_int_equal(parse_id("4294967296", &id), -1);	/* wraps to 0 */
+	assert_int_equal(parse_id("18446744073709551616", &id), -1);
+	assert_int_equal(parse_id("-1", &id), -1);
+	assert_int_equal(parse_id("", &id), -1);
+}
+
+static void
+check_sanitize(const char *in, size_t len, size_t max, const char *want)
+{
+	char *out = text_sanitize(in, len, max);
+
+	assert_string_equal(out, want);
+	free(out);
+}
+
+#define FFFD	"\xef\xbf\xbd"
+
+static void
+test_text_sanitize_gives_valid_utf8(void **state)
+{
+	(void)state;
+	check_sanitize("plain", 5, 100, "plain");
+	check_sanitize("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 14, 100,
+	    "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+	check_sanitize("a\xff" "b", 3, 100, "a" FFFD "b");
+	check_sanitize("\xc0\x80", 2, 100, FFFD FFFD);		/* overlong */
+	check_sanitize("\xed\xa0\x80", 3, 100, FFFD FFFD FFFD);	/* surrogate */
+	check_sanitize("\xf4\x90\x80\x80", 4, 100,		/* > U+10FFFF */
+	    FFFD FFFD FFFD FFFD);
+	check_sanitize("\xe2\x82", 2, 100, FFFD FFFD);		/* cut short */
+	check_sanitize("\x1b[31m\t\x7f", 7, 100, FFFD "[31m" FFFD FFFD);
+	check_sanitize("\xc2\x85", 2, 100, FFFD);			/* C1 */
+	check_sanitize("a\0b", 3, 100, "a" FFFD "b");
+	/* The bound cuts on a character, never inside one. */
+	check_sanitize("abcd", 4, 3, "abc");
+	check_sanitize("a\xc3\xa9", 3, 2, "a");
+	check_sanitize("ab\xff", 3, 4, "ab");
+	check_sanitize("", 0, 0, "");
+}
+
+static void
+test_text_escape_shows_control_bytes(void **state)
+{
+	char buf[64];
+
+	(void)state;
+	text_escape("ok\tfine", buf, sizeof buf);
+	assert_string_equal(buf, "ok\tfine");
+	text_escape("\x1b[2J\a\n\x7f\xc3\xa9", buf, sizeof buf);
+	assert_string_equal(buf, "\\x1b[2J\\x07\\x0a\\x7f\xc3\xa9");
+	text_escape("ab\x1b", buf, 6);		/* no half escape */
+	assert_string_equal(buf, "ab");
+}
+
+static void
+test_ratelimit_bounds_a_burst_and_counts_the_rest(void **state)
+{
+	struct ratelimit rl = { 0 };
+	unsigned int held = 0, sent = 0;
+	int i;
+
+	(void)state;
+	for (i = 0; i < 2000; i++)
+		if (ratelimit_take(&rl, 100.0, 1.0, 10.0, &held))
+			sent++;
+	assert_int_equal(sent, 10);
+	assert_int_equal(held, 0);
+	assert_int_equal(ratelimit_take(&rl, 101.5, 1.0, 10.0, &held), 1);
+	assert_int_equal(held, 1990);
+	assert_int_equal(ratelimit_take(&rl, 101.6, 1.0, 10.0, &held), 0);
+}
+
 int
 main(void)
 {
@@ -416,6 +525,11 @@ main(void)
 		cmocka_unit_test(test_uint_checks_syntax_and_bounds),
 		cmocka_unit_test(test_format_size_is_short),
 		cmocka_unit_test(test_format_duration_is_short),
+		cmocka_unit_test(test_parse_digits_takes_digits_only),
+		cmocka_unit_test(test_parse_id_stays_in_uid_t),
+		cmocka_unit_test(test_text_sanitize_gives_valid_utf8),
+		cmocka_unit_test(test_text_escape_shows_control_bytes),
+		cmocka_unit_test(test_ratelimit_bounds_a_burst_and_counts_the_rest),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
