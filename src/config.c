@@ -1375,11 +1375,65 @@ cfg_on_key(void *user, const char *section, const char *name,
 	return 1;
 }
 
+/* --- Who may change the configuration ------------------------------------ */
+
+/*
+ * As sshd does: the configuration names the programs that run as root and
+ * as other users, so a file, or a directory above it, that a user other
+ * than root (or the daemon's own uid) could change is refused. A directory
+ * writable by group or others passes only if it is sticky and root's
+ * (/tmp): others can neither rename nor remove what is in it. Checked on
+ * the opened descriptor (fstat), so the file read is the file checked.
+ */
+static bool
+perm_ok(struct cfg_parse *p, const char *path, const struct stat *st,
+    bool is_dir)
+{
+	if (st->st_uid != 0 && st->st_uid != geteuid()) {
+		cfg_error(p, "%s: owned by uid %lu, neither root nor "
+		    "recyclerd's: refusing a configuration another user could "
+		    "change", path, (unsigned long)st->st_uid);
+		return false;
+	}
+	if ((st->st_mode & 022) != 0 && !(is_dir && st->st_uid == 0 &&
+	    (st->st_mode & S_ISVTX) != 0)) {
+		cfg_error(p, "%s: writable by %s (mode %04o): refusing a "
+		    "configuration another user could change", path,
+		    (st->st_mode & 022) == 022 ? "its group and others" :
+		    st->st_mode & 020 ? "its group" : "others",
+		    (unsigned int)(st->st_mode & 07777));
+		return false;
+	}
+	return true;
+}
+
+/* Every directory above path (links resolved: the real ones). */
+static bool
+perm_parents_ok(struct cfg_parse *p, const char *path)
+{
+	char *real, *slash;
+	struct stat st;
+	bool ok = true;
+
+	if ((real = realpath(path, NULL)) == NULL)
+		return true;		/* opening it reports the error */
+	while (ok && (slash = strrchr(real, '/')) != NULL) {
+		slash[slash == real ? 1 : 0] = '\0';
+		if (stat(real, &st) == 0)
+			ok = perm_ok(p, real, &st, true);
+		if (slash == real)
+			break;
+	}
+	free(real);
+	return ok;
+}
+
 /* Read one file into sections and entries; false if it could not be read. */
 static bool
 cfg_parse_file(struct cfg_parse *p, const char *path, bool is_main)
 {
 	struct src *src = xcalloc(1, sizeof *src);
+	struct stat st;
 	int rc;
 
 	src->path = xstrdup(path);
@@ -1392,8 +1446,14 @@ cfg_parse_file(struct cfg_parse *p, const char *path, bool is_main)
 		cfg_error(p, "%s: cannot open: %s", path, strerror(errno));
 		return false;
 	}
-	if (is_main && fstat(fileno(p->fp), &p->main_st) == -1)
-		memset(&p->main_st, 0, sizeof p->main_st);
+	if (fstat(fileno(p->fp), &st) == -1 || !perm_ok(p, path, &st, false) ||
+	    !perm_parents_ok(p, path)) {
+		fclose(p->fp);
+		p->fp = NULL;
+		return false;
+	}
+	if (is_main)
+		p->main_st = st;
 	p->src = src;
 	p->line = 0;
 	p->first_syntax = 0;
@@ -1436,6 +1496,11 @@ cfg_parse_dir(struct cfg_parse *p, const char *dir, const struct entry *where)
 			entry_error(p, where, strerror(errno));
 		else
 			cfg_error(p, "pools_dir %s: %s", dir, strerror(errno));
+		return;
+	}
+	if (fstat(dirfd(d), &st) == -1 || !perm_ok(p, dir, &st, true) ||
+	    !perm_parents_ok(p, dir)) {
+		closedir(d);
 		return;
 	}
 	while ((de = readdir(d)) != NULL) {

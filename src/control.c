@@ -18,6 +18,7 @@
 #include "control.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -1431,24 +1432,47 @@ clear_stale(const char *path, const struct sockaddr_un *sun)
 	return 0;
 }
 
-/* Mode 0660 and group control_group (else root's): who may connect. */
+/*
+ * Mode 0660 and group control_group (else root's): who may connect. On
+ * the file bind() made (dev, ino), through an O_PATH | O_NOFOLLOW
+ * descriptor: never through a link, never on a file that replaced ours.
+ * fchmod() would change the socket, not the file: chmod its /proc/self/fd
+ * link, which names that very inode.
+ */
 static int
-set_access(const struct config *cfg, const char *path)
+set_access(const struct config *cfg, const char *path, dev_t dev, ino_t ino)
 {
-	if (chmod(path, 0660) == -1) {
-		log_err_errno("control socket %s: chmod 0660", path);
+	char proc[64];
+	struct stat st;
+	int fd, rc = -1;
+
+	if ((fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+		log_err_errno("control socket %s", path);
 		return -1;
+	}
+	if (fstat(fd, &st) == -1 || st.st_dev != dev || st.st_ino != ino) {
+		log_err("control socket %s: no longer the socket file we "
+		    "made; its mode and group are left alone", path);
+		goto out;
+	}
+	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+	if (chmod(proc, 0660) == -1) {
+		log_err_errno("control socket %s: chmod 0660", path);
+		goto out;
 	}
 	/* Not root: the socket stays ours, in control_group if one is set. */
-	if (geteuid() != 0 && cfg->control_group == NULL)
-		return 0;
-	if (chown(path, geteuid() == 0 ? 0 : (uid_t)-1,
-	    cfg->control_group != NULL ? cfg->control_gid : 0) == -1) {
+	if ((geteuid() == 0 || cfg->control_group != NULL) &&
+	    fchownat(fd, "", geteuid() == 0 ? 0 : (uid_t)-1,
+	    cfg->control_group != NULL ? cfg->control_gid : 0,
+	    AT_EMPTY_PATH) == -1) {
 		log_err_errno("control socket %s: chown to group %s", path,
 		    cfg->control_group != NULL ? cfg->control_group : "root");
-		return -1;
+		goto out;
 	}
-	return 0;
+	rc = 0;
+out:
+	close(fd);
+	return rc;
 }
 
 struct control *
@@ -1483,9 +1507,13 @@ control_open(struct recyclerd *rd)
 		close(fd);
 		return NULL;
 	}
-	if (set_access(rd->cfg, path) == -1)
+	if (lstat(path, &st) == -1) {
+		log_err_errno("control socket %s", path);
 		goto fail;
-	if (lstat(path, &st) == -1 || listen(fd, SOMAXCONN) == -1) {
+	}
+	if (set_access(rd->cfg, path, st.st_dev, st.st_ino) == -1)
+		goto fail;
+	if (listen(fd, SOMAXCONN) == -1) {
 		log_err_errno("control socket %s", path);
 		goto fail;
 	}
@@ -1516,7 +1544,8 @@ void
 control_reconfigure(struct control *ctl)
 {
 	if (ctl != NULL)
-		(void)set_access(ctl->rd->cfg, ctl->path);
+		(void)set_access(ctl->rd->cfg, ctl->path, ctl->dev,
+		    ctl->ino);
 }
 
 void

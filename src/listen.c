@@ -241,6 +241,20 @@ open_tcp(const struct listen_spec *ls, int backlog, char **why)
 
 /* --- unix ----------------------------------------------------------------- */
 
+/*
+ * The socket file's mode and owner are set without ever following a link:
+ * the directory may belong to the workers' user (the documented /run/php
+ * setups), who may swap the file for a symbolic link at any time.
+ *  - The mode is set on the socket before bind() (fchmod on the socket
+ *    descriptor; bind() creates the file with that mode minus the umask,
+ *    which is 0 meanwhile): the file is born with it.
+ *  - The owner, and a mode changed by a reload, go through an O_PATH |
+ *    O_NOFOLLOW descriptor of the file, checked to be a socket created by
+ *    us (created: a socket of our uid; reused: the very inode bind()
+ *    made, whose identity the set records).
+ * A file that is no longer ours is left alone and the error logged.
+ */
+
 /* Does a process accept connections on the socket file at path? */
 static bool
 unix_is_live(const struct sockaddr_un *sun)
@@ -257,10 +271,33 @@ unix_is_live(const struct sockaddr_un *sun)
 	return rc;
 }
 
+/* May a user other than root (or us) change the entries of path's
+ * directory? Then a link there is a plant, not the operator's. */
+static bool
+unix_dir_is_shared(const char *path)
+{
+	char *dir = xstrdup(path), *slash;
+	struct stat st;
+	bool shared;
+
+	if ((slash = strrchr(dir, '/')) != NULL)
+		slash[slash == dir ? 1 : 0] = '\0';
+	if (slash == NULL || stat(dir, &st) == -1)
+		shared = false;
+	else
+		shared = (st.st_uid != 0 && st.st_uid != geteuid()) ||
+		    ((st.st_mode & 022) != 0 && (st.st_mode & S_ISVTX) == 0);
+	free(dir);
+	return shared;
+}
+
 /*
  * Remove what an earlier run left at the path: a socket file nobody
- * listens on. Anything else is an error: a live socket belongs to another
- * process (we would steal its address), any other file is not ours.
+ * listens on. A live socket belongs to another process (we would steal its
+ * address), any other file is not ours: both are errors. One exception: a
+ * symbolic link in a directory that another user may write is that user's
+ * plant (a link to a file of root's, waiting for our chmod): the link
+ * itself is removed, never followed, so the pool still starts.
  */
 static int
 unix_remove_stale(const struct sockaddr_un *sun, char **why)
@@ -274,8 +311,20 @@ unix_remove_stale(const struct sockaddr_un *sun, char **why)
 		xasprintf(why, "%s: %s", path, strerror(errno));
 		return -1;
 	}
+	if (S_ISLNK(st.st_mode) && unix_dir_is_shared(path)) {
+		log_warn("listen unix:%s: removing a symbolic link that a user "
+		    "other than root put there (never followed)", path);
+		if (unlink(path) == -1 && errno != ENOENT) {
+			xasprintf(why, "unable to remove the symbolic link "
+			    "%s: %s", path, strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
 	if (!S_ISSOCK(st.st_mode)) {
-		xasprintf(why, "%s exists and is not a socket", path);
+		xasprintf(why, "%s exists and is not a socket%s", path,
+		    S_ISLNK(st.st_mode) ? " (a symbolic link: never "
+		    "followed)" : "");
 		return -1;
 	}
 	if (unix_is_live(sun)) {
@@ -330,15 +379,58 @@ out:
 	return rc;
 }
 
-/* mode= and owner= on the socket file (on the path: fchmod on a socket
- * descriptor would change the socket inode, not the file). */
+/*
+ * An O_PATH descriptor of the socket file at path, never through a link,
+ * checked to be ours: the inode in *id if it has one (reuse), else a
+ * socket owned by our uid (just created), recorded into *id. -1 with *why.
+ */
 static int
-unix_apply_perms(const struct listen_spec *ls, char **why)
+unix_open_file(const char *path, struct listen_file *id, char **why)
 {
+	struct stat st;
+	int fd;
+
+	/* O_PATH | O_NOFOLLOW opens a link itself: fstat tells. */
+	if ((fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+		xasprintf(why, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) == -1) {
+		xasprintf(why, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (id->ino != 0 ? st.st_dev != id->dev || st.st_ino != id->ino :
+	    !S_ISSOCK(st.st_mode) || st.st_uid != geteuid()) {
+		xasprintf(why, "%s is no longer the socket file recyclerd "
+		    "created (replaced by %s)", path, S_ISLNK(st.st_mode) ?
+		    "a symbolic link, never followed" : S_ISSOCK(st.st_mode) ?
+		    "another socket" : "another file");
+		goto fail;
+	}
+	id->dev = st.st_dev;
+	id->ino = st.st_ino;
+	return fd;
+fail:
+	close(fd);
+	return -1;
+}
+
+/*
+ * mode= and owner= on the socket file through fd (an O_PATH descriptor
+ * from unix_open_file()). fchmod() would change the socket, not the file,
+ * and an O_PATH descriptor refuses fchmod(): chmod its /proc/self/fd link,
+ * which names that very inode. fchownat(AT_EMPTY_PATH) takes O_PATH.
+ */
+static int
+unix_apply_perms(const struct listen_spec *ls, int fd, bool set_mode,
+    char **why)
+{
+	char proc[64];
 	uid_t uid;
 	gid_t gid;
 
-	if (ls->mode != 0 && chmod(ls->host, ls->mode) == -1) {
+	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+	if (set_mode && ls->mode != 0 && chmod(proc, ls->mode) == -1) {
 		xasprintf(why, "chmod %04o %s: %s", (unsigned int)ls->mode,
 		    ls->host, strerror(errno));
 		return -1;
@@ -347,7 +439,7 @@ unix_apply_perms(const struct listen_spec *ls, char **why)
 		return 0;
 	if (parse_owner(ls->owner, &uid, &gid, why) == -1)
 		return -1;
-	if (chown(ls->host, uid, gid) == -1) {
+	if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH) == -1) {
 		xasprintf(why, "chown %s %s: %s", ls->owner, ls->host,
 		    strerror(errno));
 		return -1;
@@ -355,12 +447,24 @@ unix_apply_perms(const struct listen_spec *ls, char **why)
 	return 0;
 }
 
+/* Unlink path if it is still the file id (not one that replaced it). */
+static void
+unix_unlink_ours(const char *path, const struct listen_file *id)
+{
+	struct stat st;
+
+	if (id->ino != 0 && lstat(path, &st) == 0 && st.st_dev == id->dev &&
+	    st.st_ino == id->ino)
+		unlink(path);
+}
+
 static int
-open_unix(const struct listen_spec *ls, int backlog, char **why)
+open_unix(const struct listen_spec *ls, int backlog, struct listen_file *id,
+    char **why)
 {
 	struct sockaddr_un sun;
 	mode_t old_umask = 0;
-	int fd, rc, err;
+	int fd, pfd = -1, rc, err;
 
 	memset(&sun, 0, sizeof sun);
 	sun.sun_family = AF_UNIX;
@@ -375,11 +479,16 @@ open_unix(const struct listen_spec *ls, int backlog, char **why)
 		*why = xstrdup(strerror(errno));
 		return -1;
 	}
-	/* With a mode to apply, create the file private (0600) so nobody
-	 * connects through the umask's mode before chmod. One thread: the
-	 * umask change is seen by nobody else. */
+	/* The file is born with the mode (see above); without a mode it
+	 * gets the umask's. One thread: nobody else sees the umask. */
+	if (ls->mode != 0 && fchmod(fd, ls->mode) == -1) {
+		xasprintf(why, "fchmod %04o: %s", (unsigned int)ls->mode,
+		    strerror(errno));
+		close(fd);
+		return -1;
+	}
 	if (ls->mode != 0)
-		old_umask = umask(0177);
+		old_umask = umask(0);
 	rc = bind(fd, (struct sockaddr *)&sun, sizeof sun);
 	err = errno;
 	if (ls->mode != 0)
@@ -389,16 +498,20 @@ open_unix(const struct listen_spec *ls, int backlog, char **why)
 		close(fd);
 		return -1;
 	}
+	if ((pfd = unix_open_file(ls->host, id, why)) == -1 ||
+	    unix_apply_perms(ls, pfd, false, why) == -1)
+		goto fail;
 	if (listen(fd, backlog) == -1) {
 		*why = xstrdup(strerror(errno));
 		goto fail;
 	}
-	if (unix_apply_perms(ls, why) == -1)
-		goto fail;
+	close(pfd);
 	return fd;
 fail:
-	/* The file is ours: we just created it. */
-	unlink(ls->host);
+	/* The file is ours if it still is the one we made. */
+	unix_unlink_ours(ls->host, id);
+	if (pfd != -1)
+		close(pfd);
 	close(fd);
 	return -1;
 }
@@ -437,9 +550,12 @@ sock_port(int fd)
 /* --- sets ----------------------------------------------------------------- */
 
 static void
-set_add(struct listen_set *s, int fd, const char *name, const char *key)
+set_add(struct listen_set *s, int fd, const char *name, const char *key,
+    const struct listen_file *id)
 {
 	s->fds = xrealloc(s->fds, (s->n + 1) * sizeof *s->fds);
+	s->files = xrealloc(s->files, (s->n + 1) * sizeof *s->files);
+	s->files[s->n] = *id;
 	s->names = xrealloc(s->names, (s->n + 2) * sizeof *s->names);
 	s->keys = xrealloc(s->keys, (s->n + 2) * sizeof *s->keys);
 	s->fds[s->n] = fd;
@@ -463,12 +579,42 @@ set_find(const struct listen_set *s, const char *key)
 }
 
 /*
+ * Mode and owner again on a reused socket's file, if it still is the file
+ * bind() made (id). If it is not (removed, or replaced by a link or
+ * another file: only someone who may write the directory can do that), it
+ * is left alone and the error logged; the socket itself keeps working for
+ * the workers, so the reload goes on. A chmod/chown that fails on our own
+ * file is an error of the reload.
+ */
+static int
+reuse_unix_perms(const struct listen_spec *ls, const struct log_ctx *ctx,
+    struct listen_file *id, char **why)
+{
+	int pfd;
+
+	if ((pfd = unix_open_file(ls->host, id, why)) == -1) {
+		log_ctx(LOG_ERR, ctx, "listen %s: %s; its mode and owner are "
+		    "left alone, the socket is kept", ls->text, *why);
+		free(*why);
+		*why = NULL;
+		return 0;
+	}
+	if (unix_apply_perms(ls, pfd, true, why) == -1) {
+		close(pfd);
+		return -1;
+	}
+	close(pfd);
+	return 0;
+}
+
+/*
  * The socket of an address the previous set already holds: dup it, and
  * apply what may have changed (backlog, mode, owner). listen() again on a
  * listening socket only updates its backlog.
  */
 static int
-reuse_one(const struct listen_spec *ls, int old, int backlog, char **why)
+reuse_one(const struct listen_spec *ls, const struct log_ctx *ctx, int old,
+    int backlog, struct listen_file *id, char **why)
 {
 	int fd;
 
@@ -476,7 +622,7 @@ reuse_one(const struct listen_spec *ls, int old, int backlog, char **why)
 		xasprintf(why, "dup: %s", strerror(errno));
 		return -1;
 	}
-	if (ls->kind == LISTEN_UNIX && unix_apply_perms(ls, why) == -1)
+	if (ls->kind == LISTEN_UNIX && reuse_unix_perms(ls, ctx, id, why) == -1)
 		goto fail;
 	if (listen(fd, backlog) == -1) {
 		*why = xstrdup(strerror(errno));
@@ -496,6 +642,7 @@ open_spec(const struct pool_config *pc, const struct listen_spec *ls,
     char **why)
 {
 	struct log_ctx ctx = LOG_CTX_NONE;
+	struct listen_file id = { 0, 0 };
 	char *key = listen_key(ls), *name, *have;
 	const char *fdname = ls->name ? ls->name : pc->name;
 	size_t *idx, i, n;
@@ -519,7 +666,7 @@ open_spec(const struct pool_config *pc, const struct listen_spec *ls,
 				xasprintf(why, "dup: %s", strerror(errno));
 				break;
 			}
-			set_add(s, fd, fdname, key);
+			set_add(s, fd, fdname, key, &id);
 		}
 		if (n > 0 && i == n) {
 			log_ctx(LOG_DEBUG, &ctx, "listen %s: %zu socket%s "
@@ -533,13 +680,14 @@ open_spec(const struct pool_config *pc, const struct listen_spec *ls,
 	}
 
 	if ((old = set_find(reuse, key)) >= 0) {
-		fd = reuse_one(ls, reuse->fds[old], backlog, why);
+		id = reuse->files[old];
+		fd = reuse_one(ls, &ctx, reuse->fds[old], backlog, &id, why);
 		if (fd != -1)
 			log_ctx(LOG_DEBUG, &ctx, "listen %s: keeping its socket",
 			    ls->text);
 	} else {
 		fd = ls->kind == LISTEN_TCP ? open_tcp(ls, backlog, why) :
-		    open_unix(ls, backlog, why);
+		    open_unix(ls, backlog, &id, why);
 		/* Say which port port 0 got: clients need it. */
 		if (fd != -1 && ls->kind == LISTEN_TCP && ls->port == 0)
 			log_ctx(LOG_INFO, &ctx, "listening on %s (port %u)",
@@ -549,7 +697,7 @@ open_spec(const struct pool_config *pc, const struct listen_spec *ls,
 		*created = fd != -1 && ls->kind == LISTEN_UNIX;
 	}
 	if (fd != -1) {
-		set_add(s, fd, fdname, key);
+		set_add(s, fd, fdname, key, &id);
 		rc = 0;
 	}
 	free(key);
@@ -560,29 +708,34 @@ int
 listen_open(const struct pool_config *pc, const struct listen_set *reuse,
     struct listen_set *out, char **err)
 {
-	struct listen_set s = { NULL, NULL, NULL, 0 };
-	bool *created = xcalloc(pc->nlisten + 1, sizeof *created);
+	struct listen_set s = { NULL, NULL, NULL, NULL, 0 };
+	/* Per spec: 1 + the set index of the socket file this call made. */
+	size_t *made = xcalloc(pc->nlisten + 1, sizeof *made);
 	char *why = NULL;
 	size_t i;
+	bool created;
 
 	for (i = 0; i < pc->nlisten; i++) {
-		if (open_spec(pc, &pc->listen[i], reuse, &s, &created[i],
-		    &why) == 0)
+		if (open_spec(pc, &pc->listen[i], reuse, &s, &created,
+		    &why) == 0) {
+			made[i] = created ? s.n : 0;
 			continue;
+		}
 		xasprintf(err, "pool %s: listen %s: %s", pc->name,
 		    pc->listen[i].text, why ? why : "failed");
 		free(why);
 		/* Leave nothing behind: the socket files this call made go
 		 * too (never one a reused socket still has). */
 		while (i-- > 0)
-			if (created[i])
-				unlink(pc->listen[i].host);
+			if (made[i] != 0)
+				unix_unlink_ours(pc->listen[i].host,
+				    &s.files[made[i] - 1]);
 		listen_close(&s);
-		free(created);
+		free(made);
 		*out = s;
 		return -1;
 	}
-	free(created);
+	free(made);
 	*out = s;
 	return 0;
 }
@@ -610,6 +763,7 @@ listen_close(struct listen_set *s)
 		if (s->fds[i] >= 0)
 			close(s->fds[i]);
 	free(s->fds);
+	free(s->files);
 	strv_free(s->names);
 	strv_free(s->keys);
 	memset(s, 0, sizeof *s);

@@ -12,12 +12,22 @@
 #define RECYCLERD_LISTEN_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "config.h"
 #include "util.h"
 
+/* The identity of a unix socket file bind() made (ino 0: none): a reload
+ * changes the mode and owner of that inode only, never of a file that
+ * replaced it. */
+struct listen_file {
+	dev_t		 dev;
+	ino_t		 ino;
+};
+
 struct listen_set {
 	int		*fds;		/* in the order of the listen keys */
+	struct listen_file *files;	/* of each fd */
 	char		**names;	/* LISTEN_FDNAMES entries */
 	char		**keys;		/* listen_key() of each: reload matches
 					 * a new address to an old fd by it */

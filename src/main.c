@@ -196,6 +196,23 @@ on_notify(void *arg, pid_t pid, char *buf, size_t len)
 		    (long)pid);
 }
 
+/* Who may send on the notify socket: the users of the pools that run
+ * (removed ones still draining included), besides root. */
+static void
+notify_allow_pools(struct recyclerd *rd)
+{
+	uid_t *uids = NULL;
+	size_t n = 0;
+	struct pool *p;
+
+	LIST_FOREACH(p, &rd->pools, entry) {
+		uids = xrealloc(uids, (n + 1) * sizeof *uids);
+		uids[n++] = p->cfg->user != NULL ? p->cfg->uid : geteuid();
+	}
+	notify_allow_uids(rd->notify, uids, n);
+	free(uids);
+}
+
 /* ---- systemd ---- */
 
 static void
@@ -451,6 +468,7 @@ recyclerd_reload(struct recyclerd *rd, char **err)
 	rd->cfg = next;
 	orphans_set_interval(rd->orphans, sweep_interval(next));
 	control_reconfigure(rd->control);	/* control_group may change */
+	notify_allow_pools(rd);
 	diag_free(&d);
 	log_info("reloaded %s", rd->config_path);
 	service_status(rd, "READY=1");
@@ -571,40 +589,77 @@ signals_setup(struct recyclerd *rd)
 
 /* ---- start-up ---- */
 
-/* mkdir -p for the directory of path, mode 0755. */
-static int
+/*
+ * mkdir -p for the directory of path, mode 0755, and check that directory:
+ * the control and notify sockets are made and removed by path in it, so
+ * nobody but root (or our own uid) may change its entries. Refused: a
+ * directory (or a link to one) owned by another user, or writable by group
+ * or others unless sticky and root's (/tmp: others cannot rename or remove
+ * our files there). Exits with a clear error.
+ */
+static void
 make_parent_dir(const char *path)
 {
 	char *dir = xstrdup(path), *p;
-	int rc = 0;
+	struct stat st;
+	int fd;
 
-	if ((p = strrchr(dir, '/')) != NULL && p != dir) {
+	if ((p = strrchr(dir, '/')) == NULL) {
+		free(dir);
+		dir = xstrdup(".");
+	} else if (p == dir) {
+		p[1] = '\0';
+	} else {
 		*p = '\0';
 		for (p = dir + 1; *p != '\0'; p++) {
 			if (*p != '/')
 				continue;
 			*p = '\0';
 			if (mkdir(dir, 0755) == -1 && errno != EEXIST)
-				rc = -1;
+				die(EX_OSERR, "unable to create the directory "
+				    "%s of %s: %s", dir, path, strerror(errno));
 			*p = '/';
 		}
 		if (mkdir(dir, 0755) == -1 && errno != EEXIST)
-			rc = -1;
+			die(EX_OSERR, "unable to create the directory %s of "
+			    "%s: %s", dir, path, strerror(errno));
 	}
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
+	    fstat(fd, &st) == -1)
+		die(EX_OSERR, "directory %s of %s: %s", dir, path,
+		    strerror(errno));
+	close(fd);
+	if (st.st_uid != 0 && st.st_uid != geteuid())
+		die(EX_CONFIG, "directory %s of %s is owned by uid %lu, not by "
+		    "root: another user could replace the sockets there",
+		    dir, path, (unsigned long)st.st_uid);
+	if ((st.st_mode & 022) != 0 &&
+	    ((st.st_mode & S_ISVTX) == 0 || st.st_uid != 0))
+		die(EX_CONFIG, "directory %s of %s is writable by %s (mode "
+		    "%04o): another user could replace the sockets there",
+		    dir, path, st.st_mode & 020 ? "its group" : "others",
+		    (unsigned int)(st.st_mode & 07777));
 	free(dir);
-	return rc;
 }
 
-/* The workers' NOTIFY_SOCKET lives next to the control socket. */
+/*
+ * The workers' NOTIFY_SOCKET lives next to the control socket and is named
+ * after it (control.sock: control.notify.sock), so two daemons whose
+ * control sockets share a directory never share a notify socket.
+ */
 static char *
 notify_socket_path(const struct config *cfg)
 {
-	char *copy = xstrdup(cfg->control_socket), *path;
+	const char *c = cfg->control_socket;
+	size_t len = strlen(c);
+	char *path;
 
-	xasprintf(&path, "%s/notify.sock", dirname(copy));
-	free(copy);
+	if (len > 5 && strcmp(c + len - 5, ".sock") == 0)
+		len -= 5;
+	xasprintf(&path, "%.*s.notify.sock", (int)len, c);
 	return path;
 }
+
 
 /*
  * The v1 instance directory: one per control socket, since the control
@@ -738,9 +793,7 @@ main(int argc, char **argv)
 
 	/* Sockets next: a live daemon on the same path is an error, found
 	 * before we touch anything of its (its cgroups, its notify socket). */
-	if (make_parent_dir(rd.cfg->control_socket) == -1)
-		die(EX_OSERR, "unable to create the directory of %s: %s",
-		    rd.cfg->control_socket, strerror(errno));
+	make_parent_dir(rd.cfg->control_socket);
 	if ((rd.control = control_open(&rd)) == NULL)
 		exit(EX_OSERR);			/* control_open logged why */
 	path = notify_socket_path(rd.cfg);
@@ -800,6 +853,7 @@ main(int argc, char **argv)
 	rd.deferred.data = &rd;
 	ev_prepare_start(rd.loop, &rd.deferred);
 	start_pools(&rd);
+	notify_allow_pools(&rd);
 	recyclerd_check(&rd);
 	if (!rd.done)			/* a refused start may be over already */
 		ev_run(rd.loop, 0);

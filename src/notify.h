@@ -21,10 +21,16 @@ struct notify;
 /* One datagram from pid; buf is NUL-terminated, lines "KEY=VALUE". */
 typedef void notify_cb(void *arg, pid_t pid, char *buf, size_t len);
 
-/* Bind path (an existing socket file there is replaced). NULL with errno. */
+/* Bind path (a stale socket file there is replaced; a live one is
+ * EADDRINUSE, another file EEXIST). NULL with errno. */
 struct notify	*notify_open(struct ev_loop *, const char *path, notify_cb *,
 		    void *arg);
-void		 notify_close(struct notify *);	/* unlinks; NULL ok */
+void		 notify_close(struct notify *);	/* unlinks ours; NULL ok */
+/* The uids, besides root, whose datagrams reach the callback: the pools'
+ * users. Others are dropped before the callback (before any /proc read)
+ * and counted. Copied. */
+void		 notify_allow_uids(struct notify *, const uid_t *, size_t);
+unsigned long long notify_dropped_uid(const struct notify *);
 const char	*notify_path(const struct notify *);
 /* Handle every datagram already queued (before a worker's exit is
  * recorded, so its last messages count). */

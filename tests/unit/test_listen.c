@@ -388,6 +388,112 @@ test_reuse_dups_instead_of_binding(void **state)
 	assert_int_not_equal(connect_tcp(port), 0);
 }
 
+/*
+ * A user who may write the socket's directory swaps the socket file for a
+ * link to a file of root's and waits for a reload: the reload must not
+ * chmod/chown through the link (the victim keeps its mode and owner) and
+ * keeps the socket.
+ */
+static void
+test_reuse_never_follows_a_swapped_link(void **state)
+{
+	struct listen_set old, next;
+	struct listen_spec *ls;
+	struct stat st;
+	char victim[128], *err = NULL;
+	FILE *f;
+
+	(void)state;
+	snprintf(victim, sizeof victim, "%s/victim", fx.dir);
+	assert_non_null(f = fopen(victim, "w"));
+	fclose(f);
+	assert_int_equal(chmod(victim, 0600), 0);
+	ls = add_unix("app.sock", 0666);
+	if (geteuid() == 0)
+		ls->owner = strdup("1234:4321");
+	assert_int_equal(listen_open(&fx.pc, NULL, &old, &err), 0);
+	assert_int_equal(unlink(ls->host), 0);
+	assert_int_equal(symlink(victim, ls->host), 0);
+
+	assert_int_equal(listen_open(&fx.pc, &old, &next, &err), 0);
+	assert_null(err);
+	assert_int_equal(next.n, 1);
+	assert_true(fd_listens(next.fds[0]));
+	assert_int_equal(stat(victim, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_int_equal(st.st_uid, geteuid());
+	assert_int_equal(st.st_gid, getegid());
+	listen_close(&old);
+	listen_close(&next);
+}
+
+/* The same with another socket file in its place: not ours, left alone. */
+static void
+test_reuse_leaves_a_replaced_socket_alone(void **state)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct listen_set old, next;
+	struct listen_spec *ls;
+	struct stat st;
+	char *err = NULL;
+	int fd;
+
+	(void)state;
+	ls = add_unix("app.sock", 0600);
+	assert_int_equal(listen_open(&fx.pc, NULL, &old, &err), 0);
+	assert_int_equal(unlink(ls->host), 0);
+	strcpy(sun.sun_path, ls->host);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sun, sizeof sun), 0);
+	assert_int_equal(chmod(ls->host, 0640), 0);
+	ls->mode = 0666;
+	assert_int_equal(listen_open(&fx.pc, &old, &next, &err), 0);
+	assert_int_equal(lstat(ls->host, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0640);
+	close(fd);
+	listen_close(&old);
+	listen_close(&next);
+}
+
+/* A link planted where the socket goes, in a directory another user may
+ * write: removed (not followed), and the socket is made in its place. In
+ * a directory only root may write, it is the operator's: refused. */
+static void
+test_unix_planted_link(void **state)
+{
+	struct listen_set s;
+	struct listen_spec *ls;
+	struct stat st;
+	char victim[128], *err = NULL;
+	FILE *f;
+
+	(void)state;
+	snprintf(victim, sizeof victim, "%s/victim", fx.dir);
+	assert_non_null(f = fopen(victim, "w"));
+	fclose(f);
+	assert_int_equal(chmod(victim, 0600), 0);
+	ls = add_unix("app.sock", 0666);
+	assert_int_equal(symlink(victim, ls->host), 0);
+	assert_int_equal(listen_open(&fx.pc, NULL, &s, &err), -1);
+	assert_non_null(strstr(err, "not a socket (a symbolic link"));
+	free(err);
+	err = NULL;
+
+	assert_int_equal(chmod(fx.dir, 01777), 0);	/* sticky: still ours */
+	assert_int_equal(listen_open(&fx.pc, NULL, &s, &err), -1);
+	free(err);
+	err = NULL;
+	assert_int_equal(chmod(fx.dir, 0777), 0);
+	assert_int_equal(listen_open(&fx.pc, NULL, &s, &err), 0);
+	assert_int_equal(lstat(ls->host, &st), 0);
+	assert_true(S_ISSOCK(st.st_mode));
+	assert_int_equal(st.st_mode & 07777, 0666);
+	assert_int_equal(stat(victim, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_int_equal(st.st_mode & 07777, 0600);
+	listen_close(&s);
+}
+
 /* An address that is not in the previous set is bound anew. */
 static void
 test_reuse_binds_new_addresses(void **state)
@@ -575,6 +681,12 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_key_is_canonical),
 		cmocka_unit_test_setup_teardown(test_tcp_binds_and_listens,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_reuse_never_follows_a_swapped_link, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_reuse_leaves_a_replaced_socket_alone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unix_planted_link,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unix_binds_with_mode,
 		    setup, teardown),
