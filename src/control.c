@@ -261,10 +261,40 @@ j_str_or_null(const char *s)
 
 /* ---- status ---- */
 
+/* Most urgent first, as the pool takes them (heap.h's order). */
+static int
+pending_cmp(const void *a, const void *b)
+{
+	const struct heap_node *x = &(*(const struct worker *const *)a)->
+	    pending_node;
+	const struct heap_node *y = &(*(const struct worker *const *)b)->
+	    pending_node;
+
+	if (x->key != y->key)
+		return x->key > y->key ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* The waiting recycles of p in the order they will begin; caller frees. */
+static struct worker **
+pending_sorted(const struct pool *p, size_t *n)
+{
+	struct worker **v = xcalloc(heap_size(&p->pending) + 1, sizeof *v);
+	size_t i;
+
+	for (i = 0; i < heap_size(&p->pending); i++)
+		v[i] = (struct worker *)((char *)p->pending.v[i] -
+		    offsetof(struct worker, pending_node));
+	qsort(v, i, sizeof *v, pending_cmp);
+	*n = i;
+	return v;
+}
+
 static json_object *
-worker_json(struct worker *w, double now)
+worker_json(struct worker *w, double now, struct worker **pend, size_t npend)
 {
 	json_object *o = json_object_new_object();
+	struct worker **at;
 	double g;
 
 	/* The operator asked: exact figures, smaps_rollup included. */
@@ -298,6 +328,13 @@ worker_json(struct worker *w, double now)
 	add(o, "stop_reason", (w->state == WS_DRAINING ||
 	    w->state == WS_KILLED) && w->stop_reason != REASON_NONE ?
 	    json_object_new_string(reason_name(w->stop_reason)) : NULL);
+	/* A recycle waiting for its place: where in the queue, since when. */
+	at = w->pending ? bsearch(&w, pend, npend, sizeof *pend, pending_cmp) :
+	    NULL;
+	add(o, "queue_position", at ? j_u64((uint64_t)(at - pend) + 1) : NULL);
+	add(o, "waiting", w->recycle_reason != REASON_NONE &&
+	    w->state == WS_READY ? j_double(now - w->recycle_mono, 3) : NULL);
+	add(o, "overshoot", json_object_new_boolean(w->overshot));
 	return o;
 }
 
@@ -316,9 +353,9 @@ static json_object *
 pool_json(struct pool *p, double now)
 {
 	json_object *o = json_object_new_object(), *rec, *arr;
-	struct worker *w, **sorted;
+	struct worker *w, **sorted, **pend;
 	uint64_t total = 0;
-	size_t i, n = 0;
+	size_t i, n = 0, npend;
 	int r;
 
 	add(o, "name", json_object_new_string(p->name));
@@ -344,6 +381,12 @@ pool_json(struct pool *p, double now)
 	add(o, "crashes", j_u64(p->crashes));
 	add(o, "failed_starts", j_u64(p->failed_starts));
 	add(o, "spawns", j_u64(p->spawns));
+	add(o, "max_recycling", j_u64(pool_max_recycling(p)));
+	add(o, "recycling", j_u64(p->recycling));
+	add(o, "pending", j_u64(heap_size(&p->pending)));
+	add(o, "overshoot_drains", j_u64(p->overshoot_drains));
+	add(o, "prespawns", j_u64(p->prespawns));
+	add(o, "start_time", p->nstart ? j_double(p->start_median, 3) : NULL);
 
 	add(o, "metric", json_object_new_string(
 	    mem_metric_name(p->cfg->memory_metric)));
@@ -359,9 +402,12 @@ pool_json(struct pool *p, double now)
 		if (n <= p->nworkers)
 			sorted[n++] = w;
 	qsort(sorted, n, sizeof *sorted, worker_cmp);
+	pend = pending_sorted(p, &npend);
 	arr = json_object_new_array();
 	for (i = 0; i < n; i++)
-		json_object_array_add(arr, worker_json(sorted[i], now));
+		json_object_array_add(arr, worker_json(sorted[i], now, pend,
+		    npend));
+	free(pend);
 	free(sorted);
 	add(o, "workers", arr);
 	return o;
