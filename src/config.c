@@ -79,6 +79,7 @@ struct opt {
 #define OPT_REPEAT	0x1		/* may be written more than once */
 #define OPT_MAIN_ONLY	0x2		/* only in the main file */
 #define OPT_SOCKET	0x4		/* a unix socket path: length bound */
+#define OPT_AUTO	0x8		/* OPT_UINT: "auto" stores 0 */
 };
 
 static const char *const cgroup_names[] = {
@@ -144,8 +145,11 @@ static const char *const metric_names[] = {
 	X("pool", "drain_timeout", OPT_MSEC, P(drain_timeout_ms), "10s", \
 	    0, 0, NULL, 0) \
 	X("pool", "overlap", OPT_BOOL, P(overlap), "yes", 0, 0, NULL, 0) \
-	X("pool", "max_recycling", OPT_UINT, P(max_recycling), "1", 1, 10000, \
-	    NULL, 0) \
+	X("pool", "max_recycling", OPT_UINT, P(max_recycling), "auto", 1, \
+	    10000, NULL, OPT_AUTO) \
+	X("pool", "max_overshoot", OPT_PERCENT, P(max_overshoot_ppm), "25%", \
+	    0, 1000000, NULL, 0) \
+	X("pool", "prespawn", OPT_BOOL, P(prespawn), "no", 0, 0, NULL, 0) \
 	X("pool", "recycle_samples", OPT_UINT, P(recycle_samples), "2", \
 	    1, 100, NULL, 0) \
 	X("pool", "restart_backoff", OPT_MSEC, P(restart_backoff_ms), "1s", \
@@ -789,8 +793,9 @@ range_why(const struct opt *o, char *why, size_t size)
 		if (o->min == 1 && o->max == 0)
 			snprintf(why, size, "must be greater than 0");
 	} else
-		snprintf(why, size, "out of range (%llu..%llu)",
-		    (unsigned long long)o->min, (unsigned long long)o->max);
+		snprintf(why, size, "out of range (%llu..%llu%s)",
+		    (unsigned long long)o->min, (unsigned long long)o->max,
+		    (o->flags & OPT_AUTO) ? ", or auto" : "");
 	return why;
 }
 
@@ -1065,6 +1070,10 @@ opt_apply(const struct opt *o, void *base, const char *value,
 		*(char **)field = path;
 		return NULL;
 	case OPT_UINT:
+		if ((o->flags & OPT_AUTO) && strcmp(value, "auto") == 0) {
+			store_uint(field, o->size, 0);
+			return NULL;
+		}
 		if ((err = units_parse_uint(value, 0, UINT64_MAX, &u64)) != NULL)
 			return err;
 		if (u64 < o->min || u64 > o->max)
@@ -1967,6 +1976,8 @@ pool_config_equal(const struct pool_config *a, const struct pool_config *b)
 	    a->shutdown_timeout_ms == b->shutdown_timeout_ms &&
 	    a->overlap == b->overlap &&
 	    a->max_recycling == b->max_recycling &&
+	    a->max_overshoot_ppm == b->max_overshoot_ppm &&
+	    a->prespawn == b->prespawn &&
 	    a->restart_backoff_ms == b->restart_backoff_ms &&
 	    a->min_uptime_ms == b->min_uptime_ms &&
 	    a->rapid_fail == b->rapid_fail &&

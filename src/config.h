@@ -99,7 +99,9 @@ struct pool_config {
 	uint64_t	 drain_timeout_ms;
 	uint64_t	 shutdown_timeout_ms;
 	bool		 overlap;
-	unsigned int	 max_recycling;
+	unsigned int	 max_recycling;		/* 0 = auto */
+	uint32_t	 max_overshoot_ppm;	/* of recycle_memory; 0 = off */
+	bool		 prespawn;		/* replace before the crossing */
 
 	/* Crash handling. */
 	uint64_t	 restart_backoff_ms;	/* first delay; doubles */

@@ -286,10 +286,40 @@ j_str_or_null(const char *s)
 
 /* ---- status ---- */
 
+/* Most urgent first, as the pool takes them (heap.h's order). */
+static int
+pending_cmp(const void *a, const void *b)
+{
+	const struct heap_node *x = &(*(const struct worker *const *)a)->
+	    pending_node;
+	const struct heap_node *y = &(*(const struct worker *const *)b)->
+	    pending_node;
+
+	if (x->key != y->key)
+		return x->key > y->key ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* The waiting recycles of p in the order they will begin; caller frees. */
+static struct worker **
+pending_sorted(const struct pool *p, size_t *n)
+{
+	struct worker **v = xcalloc(heap_size(&p->pending) + 1, sizeof *v);
+	size_t i;
+
+	for (i = 0; i < heap_size(&p->pending); i++)
+		v[i] = (struct worker *)((char *)p->pending.v[i] -
+		    offsetof(struct worker, pending_node));
+	qsort(v, i, sizeof *v, pending_cmp);
+	*n = i;
+	return v;
+}
+
 static json_object *
-worker_json(struct worker *w, double now)
+worker_json(struct worker *w, double now, struct worker **pend, size_t npend)
 {
 	json_object *o = json_object_new_object();
+	struct worker **at;
 	double g;
 
 	/* The operator asked: exact figures, smaps_rollup included. */
@@ -323,6 +353,13 @@ worker_json(struct worker *w, double now)
 	add(o, "stop_reason", (w->state == WS_DRAINING ||
 	    w->state == WS_KILLED) && w->stop_reason != REASON_NONE ?
 	    json_object_new_string(reason_name(w->stop_reason)) : NULL);
+	/* A recycle waiting for its place: where in the queue, since when. */
+	at = w->pending ? bsearch(&w, pend, npend, sizeof *pend, pending_cmp) :
+	    NULL;
+	add(o, "queue_position", at ? j_u64((uint64_t)(at - pend) + 1) : NULL);
+	add(o, "waiting", w->recycle_reason != REASON_NONE &&
+	    w->state == WS_READY ? j_double(now - w->recycle_mono, 3) : NULL);
+	add(o, "overshoot", json_object_new_boolean(w->overshot));
 	return o;
 }
 
@@ -368,6 +405,12 @@ pool_json(struct pool *p)
 	add(o, "failed_starts", j_u64(p->failed_starts));
 	add(o, "spawn_failures", j_u64(p->spawn_failures));
 	add(o, "spawns", j_u64(p->spawns));
+	add(o, "max_recycling", j_u64(pool_max_recycling(p)));
+	add(o, "recycling", j_u64(p->recycling));
+	add(o, "pending", j_u64(heap_size(&p->pending)));
+	add(o, "overshoot_drains", j_u64(p->overshoot_drains));
+	add(o, "prespawns", j_u64(p->prespawns));
+	add(o, "start_time", p->nstart ? j_double(p->start_median, 3) : NULL);
 
 	add(o, "metric", json_object_new_string(
 	    mem_metric_name(p->cfg->memory_metric)));
@@ -450,8 +493,8 @@ worker_after(const struct worker *w, unsigned int slot, unsigned int gen)
 static void
 status_workers(struct cursor *cur, struct pool *p, const struct sink *k)
 {
-	struct worker *w, **sorted;
-	size_t i, n = 0;
+	struct worker *w, **sorted, **pend;
+	size_t i, n = 0, npend;
 
 	/* By slot, then oldest first: a replacement follows its worker. */
 	sorted = xcalloc(p->nworkers + 1, sizeof *sorted);
@@ -460,14 +503,16 @@ status_workers(struct cursor *cur, struct pool *p, const struct sink *k)
 		    worker_after(w, cur->slot, cur->gen)))
 			sorted[n++] = w;
 	qsort(sorted, n, sizeof *sorted, worker_cmp);
+	pend = pending_sorted(p, &npend);
 	for (i = 0; i < n && i < CURSOR_WORKERS; i++) {
 		if (cur->any_worker)
 			put_str(k, ",");
-		put_json(k, worker_json(sorted[i], cur->now));
+		put_json(k, worker_json(sorted[i], cur->now, pend, npend));
 		cur->any_worker = true;
 		cur->slot = sorted[i]->slot;
 		cur->gen = sorted[i]->gen;
 	}
+	free(pend);
 	if (i == n) {
 		put_str(k, "]}");
 		cur->in_workers = false;

@@ -558,6 +558,29 @@ sample_add(struct mem_sample *s, const struct proc_mem *m)
 	}
 }
 
+static uint64_t probe_reads[PROBE__COUNT];
+
+void
+memprobe_count(enum probe_kind k)
+{
+	probe_reads[k]++;
+}
+
+uint64_t
+memprobe_reads(enum probe_kind k)
+{
+	return probe_reads[k];
+}
+
+const char *
+memprobe_kind_name(enum probe_kind k)
+{
+	static const char *const names[] = { [PROBE_STATM] = "statm",
+		[PROBE_SMAPS] = "smaps", [PROBE_CGROUP] = "cgroup" };
+
+	return (size_t)k < PROBE__COUNT ? names[k] : "?";
+}
+
 /* Statm (and smaps_rollup) of a descendant; -1 if it vanished. */
 static int
 sample_descendant(struct memprobe *p, pid_t pid, bool with_smaps,
@@ -569,10 +592,12 @@ sample_descendant(struct memprobe *p, pid_t pid, bool with_smaps,
 	ssize_t len;
 
 	snprintf(path, sizeof path, "/proc/%d/statm", (int)pid);
+	probe_reads[PROBE_STATM]++;
 	if (read_at0(AT_FDCWD, path, statm, sizeof statm, true) == -1 ||
 	    memprobe_parse_statm(statm, p->page_size, &m.statm_rss) == -1)
 		return -1;
 	if (with_smaps) {
+		probe_reads[PROBE_SMAPS]++;
 		snprintf(path, sizeof path, "/proc/%d/smaps_rollup", (int)pid);
 		len = read_at0(AT_FDCWD, path, smaps, sizeof smaps, true);
 		proc_mem_smaps(&m, len, smaps);
@@ -607,6 +632,7 @@ sample_root(struct memprobe *p, bool with_smaps, struct mem_sample *s)
 		if (p->smaps_fd == -1)
 			open_err = errno;
 	}
+	probe_reads[PROBE_STATM]++;
 	if (pread_once(p->statm_fd, statm, sizeof statm) == -1) {
 		if (is_gone(errno))
 			errno = ESRCH;
@@ -622,6 +648,7 @@ sample_root(struct memprobe *p, bool with_smaps, struct mem_sample *s)
 			errno = open_err;
 			len = -1;
 		} else {
+			probe_reads[PROBE_SMAPS]++;
 			len = pread_once(p->smaps_fd, smaps, sizeof smaps);
 		}
 		proc_mem_smaps(&m, len, smaps);

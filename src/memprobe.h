@@ -72,6 +72,15 @@ size_t	memprobe_tree(pid_t root, pid_t *pids, size_t max);
 /* Direct children of pid (of all its threads); returns the count. */
 size_t	memprobe_children(pid_t pid, pid_t *pids, size_t max);
 
+/*
+ * Reads made so far, by kind, for the metrics: statm and smaps_rollup
+ * counted here, cgroup counters by the caller (memprobe_count).
+ */
+enum probe_kind { PROBE_STATM, PROBE_SMAPS, PROBE_CGROUP, PROBE__COUNT };
+void	 memprobe_count(enum probe_kind);
+uint64_t memprobe_reads(enum probe_kind);
+const char *memprobe_kind_name(enum probe_kind);
+
 /* The daemon's own resident set, in bytes (0 if unreadable). */
 uint64_t memprobe_self_rss(void);
 

@@ -81,6 +81,7 @@ render_daemon(FILE *f, struct recyclerd *rd, double now)
 {
 	size_t n = events_count(rd->events);
 	const struct event *last = n ? events_get(rd->events, n - 1) : NULL;
+	int k;
 
 	family(f, "recyclerd_build_info", "gauge",
 	    "Version of the running daemon (always 1).");
@@ -96,6 +97,14 @@ render_daemon(FILE *f, struct recyclerd *rd, double now)
 	    "Resident set size of the daemon itself.");
 	fprintf(f, "recyclerd_daemon_rss_bytes %" PRIu64 "\n",
 	    memprobe_self_rss());
+
+	family(f, "recyclerd_probe_reads_total", "counter",
+	    "Memory readings made: statm and smaps_rollup files of /proc, "
+	    "cgroup counters.");
+	for (k = 0; k < PROBE__COUNT; k++)
+		fprintf(f, "recyclerd_probe_reads_total{kind=\"%s\"} %" PRIu64
+		    "\n", memprobe_kind_name((enum probe_kind)k),
+		    memprobe_reads((enum probe_kind)k));
 
 	/* The ring forgets old events; their sequence number does not. */
 	family(f, "recyclerd_events_total", "counter",
@@ -184,6 +193,55 @@ render_pools(FILE *f, struct recyclerd *rd)
 	LIST_FOREACH(p, &rd->pools, entry) {
 		pool_begin(f, "recyclerd_spawns_total", p);
 		put_u64(f, p->spawns);
+	}
+
+	family(f, "recyclerd_overshoot_drains_total", "counter",
+	    "Workers drained at once, without overlap, past max_overshoot.");
+	LIST_FOREACH(p, &rd->pools, entry) {
+		pool_begin(f, "recyclerd_overshoot_drains_total", p);
+		put_u64(f, p->overshoot_drains);
+	}
+
+	family(f, "recyclerd_prespawns_total", "counter",
+	    "Replacements started early: a crossing was predicted (prespawn).");
+	LIST_FOREACH(p, &rd->pools, entry) {
+		pool_begin(f, "recyclerd_prespawns_total", p);
+		put_u64(f, p->prespawns);
+	}
+
+	family(f, "recyclerd_pool_start_seconds", "gauge",
+	    "Median time from spawn to ready of the pool's last processes.");
+	LIST_FOREACH(p, &rd->pools, entry) {
+		pool_begin(f, "recyclerd_pool_start_seconds", p);
+		put_double(f, p->start_median);
+	}
+
+	family(f, "recyclerd_recycle_overshoot_ratio", "histogram",
+	    "Peak memory / recycle_memory of workers recycled for memory, "
+	    "when they began to drain.");
+	LIST_FOREACH(p, &rd->pools, entry) {
+		uint64_t cum = 0;
+
+		for (i = 0; i < OVERSHOOT_BUCKETS; i++) {
+			cum += p->overshoot_hist[i];
+			pool_begin(f, "recyclerd_recycle_overshoot_ratio_bucket", p);
+			if (isinf(pool_overshoot_bounds[i]))
+				fprintf(f, ",le=\"+Inf\"");
+			else
+				fprintf(f, ",le=\"%g\"", pool_overshoot_bounds[i]);
+			put_u64(f, cum);
+		}
+		pool_begin(f, "recyclerd_recycle_overshoot_ratio_sum", p);
+		put_double(f, p->overshoot_sum);
+		pool_begin(f, "recyclerd_recycle_overshoot_ratio_count", p);
+		put_u64(f, p->overshoot_count);
+	}
+
+	family(f, "recyclerd_pending_recycles", "gauge",
+	    "Workers waiting for a recycle place (max_recycling).");
+	LIST_FOREACH(p, &rd->pools, entry) {
+		pool_begin(f, "recyclerd_pending_recycles", p);
+		put_u64(f, heap_size(&p->pending));
 	}
 }
 

@@ -4,6 +4,7 @@
  * it, and why. Also the arithmetic of jitter, backoff and rapid failure.
  */
 #include <stddef.h>
+#include <stdlib.h>
 
 #include "policy.h"
 
@@ -143,4 +144,77 @@ policy_rapid_fail(const double *times, size_t n, double now, double window_s,
 		if (times[i] > now - window_s && times[i] <= now)
 			recent++;
 	return recent > limit;
+}
+
+uint64_t
+policy_overshoot_bound(uint64_t recycle_memory, uint32_t overshoot_ppm)
+{
+	if (recycle_memory == 0 || overshoot_ppm == 0)
+		return 0;
+	return recycle_memory + (uint64_t)((double)recycle_memory *
+	    ((double)overshoot_ppm / 1e6));
+}
+
+uint64_t
+policy_condemned_floor(const struct policy_limits *lim, uint32_t overshoot_ppm)
+{
+	uint64_t low = policy_overshoot_bound(lim->recycle_memory,
+	    overshoot_ppm);
+
+	if (lim->kill_memory != 0 && (low == 0 || lim->kill_memory < low))
+		low = lim->kill_memory;
+	return low;
+}
+
+double
+policy_urgency(uint64_t memory, uint64_t limit, double growth_per_s,
+    double start_s)
+{
+	double predicted = (double)memory;
+
+	if (limit == 0)
+		return 0.0;
+	if (growth_per_s > 0.0 && start_s > 0.0)
+		predicted += growth_per_s * start_s;
+	return predicted / (double)limit;
+}
+
+bool
+policy_predict_cross(uint64_t memory, uint64_t limit, double growth_per_s,
+    double horizon_s)
+{
+	if (limit == 0 || growth_per_s <= 0.0 || horizon_s <= 0.0 ||
+	    memory >= limit || memory < limit / 2)
+		return false;
+	return (double)(limit - memory) / growth_per_s <= horizon_s;
+}
+
+unsigned int
+policy_max_recycling(unsigned int configured, unsigned int workers,
+    unsigned int ncpu)
+{
+	unsigned int n = (workers + 1) / 2, cap = ncpu > 2 ? ncpu : 2;
+
+	if (configured != 0)
+		return configured;
+	if (n > cap)
+		n = cap;
+	return n > 0 ? n : 1;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+double
+policy_median(double *v, size_t n)
+{
+	if (n == 0)
+		return 0.0;
+	qsort(v, n, sizeof *v, cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2.0;
 }

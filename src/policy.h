@@ -77,6 +77,45 @@ enum verdict policy_check(const struct policy_limits *,
  * statm reading is enough and smaps_rollup need not be read. */
 uint64_t policy_prefilter(const struct policy_limits *);
 
+/* ---- recycling under pressure ---- */
+
+/* recycle_memory plus max_overshoot (parts per million of it); 0 when
+ * either is off. Past it, a worker waiting for its recycle drains at once. */
+uint64_t policy_overshoot_bound(uint64_t recycle_memory, uint32_t overshoot_ppm);
+
+/*
+ * Lowest limit that still matters for a worker already condemned (waiting
+ * for a recycle place or for its replacement): kill_memory and the
+ * overshoot bound, 0 if neither. Below it statm is enough.
+ */
+uint64_t policy_condemned_floor(const struct policy_limits *,
+	    uint32_t overshoot_ppm);
+
+/*
+ * Urgency of a waiting recycle: the memory, as a fraction of its limit,
+ * that the worker is predicted to reach by the time a replacement started
+ * now would be ready (start_s at growth_per_s). Higher goes first. 0 for a
+ * worker without a memory limit.
+ */
+double	policy_urgency(uint64_t memory, uint64_t limit, double growth_per_s,
+	    double start_s);
+
+/*
+ * Prespawn: true when a worker at memory, growing by growth_per_s, is
+ * predicted to reach limit within horizon_s, and is at least halfway
+ * there (early growth after start-up is no trend).
+ */
+bool	policy_predict_cross(uint64_t memory, uint64_t limit,
+	    double growth_per_s, double horizon_s);
+
+/* max_recycling = auto (0): half the workers, rounded up, at most the
+ * CPUs (or 2); at least 1. Other values as they are. */
+unsigned int policy_max_recycling(unsigned int configured,
+	    unsigned int workers, unsigned int ncpu);
+
+/* Median of v[0..n) (sorts v); 0 when n == 0. */
+double	policy_median(double *v, size_t n);
+
 /*
  * value lowered by up to jitter_ppm parts per million, by the fraction u in
  * [0, 1): value - floor(value * jitter * u). Never below 1 when value >= 1.

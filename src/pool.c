@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <grp.h>
+#include <math.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -224,15 +225,29 @@ pool_set_slots(struct pool *p, unsigned int n)
 	p->nslots = n;
 }
 
+static unsigned int
+ncpu(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n > 0 ? (unsigned int)n : 1;
+}
+
 /* ---- bookkeeping: every count the events need, kept up to date ---- */
 
-/* Does w hold one of the pool's max_recycling places? Its replacement is
- * starting, or it is on its way out for a recycle. */
+/*
+ * Does w hold one of the pool's max_recycling places? While its
+ * replacement starts. The place is released when the replacement is
+ * ready, not when w is reaped: old workers draining do not hold back the
+ * next replacements. Without overlap there is no replacement: the place
+ * is held while w drains.
+ */
 static unsigned int
 recycle_weight(const struct worker *w, enum worker_state state)
 {
-	return w->replaced_by != NULL || ((state == WS_DRAINING ||
-	    state == WS_KILLED) && reason_is_recycle(w->stop_reason));
+	return w->replaced_by != NULL || (!w->cfg->overlap &&
+	    (state == WS_DRAINING || state == WS_KILLED) &&
+	    reason_is_recycle(w->stop_reason));
 }
 
 /* A slot is settled once it has a ready worker or has failed: start-up is
@@ -290,8 +305,51 @@ pending_remove(struct pool *p, struct worker *w)
 {
 	if (!w->pending)
 		return;
-	TAILQ_REMOVE(&p->pending, w, pending_entry);
+	heap_remove(&p->pending, &w->pending_node);
 	w->pending = false;
+}
+
+#define pending_worker(n) \
+	((struct worker *)((char *)(n) - offsetof(struct worker, pending_node)))
+
+/* How urgent the recycle of w is: see policy_urgency(). */
+static double
+worker_urgency(const struct pool *p, const struct worker *w)
+{
+	double rate = 0.0;
+
+	(void)growth_per_sec(&w->growth, &rate);
+	return policy_urgency(w->memory, w->limits.recycle_memory, rate,
+	    p->start_median);
+}
+
+unsigned int
+pool_max_recycling(const struct pool *p)
+{
+	return policy_max_recycling(p->cfg->max_recycling, p->desired,
+	    p->ncpu);
+}
+
+const double pool_overshoot_bounds[OVERSHOOT_BUCKETS] = {
+	1.0, 1.1, 1.25, 1.5, 2.0, 4.0, INFINITY,
+};
+
+/* A worker recycled for memory begins to drain: how far past its limit? */
+static void
+pool_note_overshoot(struct pool *p, const struct worker *w)
+{
+	double ratio;
+	size_t i;
+
+	if (w->stop_reason != REASON_MEMORY || w->limits.recycle_memory == 0 ||
+	    w->peak == 0)
+		return;
+	ratio = (double)w->peak / (double)w->limits.recycle_memory;
+	for (i = 0; ratio > pool_overshoot_bounds[i]; i++)
+		;
+	p->overshoot_hist[i]++;
+	p->overshoot_count++;
+	p->overshoot_sum += ratio;
 }
 
 void
@@ -307,6 +365,9 @@ pool_worker_state(struct pool *p, struct worker *w, enum worker_state prev)
 	if (w->state == WS_READY)
 		s->nready++;
 	slot_settle(p, s);
+	if ((w->state == WS_DRAINING || w->state == WS_KILLED) &&
+	    (prev == WS_READY || prev == WS_STARTING))
+		pool_note_overshoot(p, w);
 	if (w->state == WS_DRAINING || w->state == WS_KILLED) {
 		pending_remove(p, w);
 		slot_queue(p, w->slot);	/* overlap: a successor may start */
@@ -603,8 +664,11 @@ pool_trim(struct pool *p)
 static void
 pool_reconcile_now(struct pool *p)
 {
-	struct worker *w, *next;
+	struct worker **later = NULL, *w;
+	struct heap_node *n;
 	struct slot *s;
+	size_t nlater = 0;
+	unsigned int max;
 
 	p->spawned_now = 0;
 	if (p->rd->stopping)
@@ -627,17 +691,29 @@ pool_reconcile_now(struct pool *p)
 			(void)pool_spawn(p, s->index);
 	}
 
-	/* Pending recycles, in the order they were asked for, at most
-	 * max_recycling under way. A slot backing off keeps its place. */
-	for (w = TAILQ_FIRST(&p->pending);
-	    w != NULL && p->recycling < p->cfg->max_recycling; w = next) {
-		next = TAILQ_NEXT(w, pending_entry);
-		if (slot_backing_off(p, w->slot))
+	/* Pending recycles, most urgent first, at most max_recycling under
+	 * way. A worker whose slot backs off waits and keeps its urgency. */
+	max = pool_max_recycling(p);
+	while (p->recycling < max && (n = heap_pop(&p->pending)) != NULL) {
+		w = pending_worker(n);
+		w->pending = false;
+		if (slot_backing_off(p, w->slot)) {
+			later = xrealloc(later, (nlater + 1) * sizeof *later);
+			later[nlater++] = w;
 			continue;
-		if (!pool_begin_recycle(p, w))
+		}
+		if (!pool_begin_recycle(p, w)) {
+			heap_push(&p->pending, &w->pending_node, n->key);
+			w->pending = true;
 			break;
-		pending_remove(p, w);
+		}
 	}
+	while (nlater > 0) {
+		w = later[--nlater];
+		heap_push(&p->pending, &w->pending_node, worker_urgency(p, w));
+		w->pending = true;
+	}
+	free(later);
 }
 
 void
@@ -675,7 +751,8 @@ pool_want_recycle(struct pool *p, struct worker *w, enum reason why,
 		return;
 	w->recycle_reason = why;
 	snprintf(w->recycle_detail, sizeof w->recycle_detail, "%s", detail);
-	TAILQ_INSERT_TAIL(&p->pending, w, pending_entry);
+	w->recycle_mono = now;
+	heap_push(&p->pending, &w->pending_node, worker_urgency(p, w));
 	w->pending = true;
 	worker_disarm_events(w);
 	if (growth_per_sec(&w->growth, &per_s) == 0) {
@@ -781,6 +858,67 @@ pool_check_watchdog(struct pool *p, struct worker *w, double now)
 }
 
 /*
+ * A worker already waiting for its recycle (for a place, or for its
+ * replacement to be ready): only how urgent it is, and the hard bound of
+ * max_overshoot, matter now. -1 when it was drained.
+ */
+static int
+pool_check_condemned(struct pool *p, struct worker *w)
+{
+	uint64_t bound = policy_overshoot_bound(w->limits.recycle_memory,
+	    w->cfg->max_overshoot_ppm);
+	struct log_ctx ctx;
+	char a[16], b[16];
+
+	if (w->pending)
+		heap_update(&p->pending, &w->pending_node,
+		    worker_urgency(p, w));
+	if (bound == 0 || !w->memory_exact || w->memory <= bound)
+		return 0;
+	ctx = worker_ctx(w);
+	ctx.reason = reason_name(w->recycle_reason);
+	ctx.memory = w->memory;
+	log_ctx(LOG_WARNING, &ctx, "over max_overshoot: %s %s > %s while "
+	    "waiting for %s, draining at once with %s", metric_label(w),
+	    units_format_size(w->memory, a, sizeof a),
+	    units_format_size(bound, b, sizeof b), w->replaced_by != NULL ?
+	    "its replacement" : "a recycle place",
+	    units_signal_name(w->cfg->drain_signal));
+	w->overshot = true;
+	p->overshoot_drains++;
+	replacement_unlink(p, w);	/* the replacement goes on starting */
+	worker_drain(w, w->recycle_reason, w->cfg->drain_timeout_ms);
+	pool_reconcile(p);
+	return -1;
+}
+
+/*
+ * prespawn: start the replacement now when the worker is predicted to
+ * cross recycle_memory within the time a replacement takes to be ready
+ * (and one sample more), so that the swap happens at the limit.
+ */
+static void
+pool_check_prespawn(struct pool *p, struct worker *w)
+{
+	double rate, horizon = p->start_median +
+	    (double)w->cfg->sample_interval_ms / 1000.0;
+	char detail[160], a[16], b[16], c[16];
+
+	if (p->nstart == 0 || growth_per_sec(&w->growth, &rate) == -1 ||
+	    !policy_predict_cross(w->memory, w->limits.recycle_memory, rate,
+	    horizon))
+		return;
+	snprintf(detail, sizeof detail, "%s %s predicted to cross %s in "
+	    "%.2fs at %s/s (replacements start in %.2fs)", metric_label(w),
+	    units_format_size(w->memory, a, sizeof a),
+	    units_format_size(w->limits.recycle_memory, b, sizeof b),
+	    (double)(w->limits.recycle_memory - w->memory) / rate,
+	    units_format_size((uint64_t)rate, c, sizeof c), p->start_median);
+	p->prespawns++;
+	pool_want_recycle(p, w, REASON_MEMORY, detail);
+}
+
+/*
  * One sample of one ready worker and what follows from it. at_baseline:
  * this sample may judge the program's baseline (the one taken at READY=1,
  * or the first sweep after a ready = spawn start), so being over
@@ -798,6 +936,9 @@ pool_check_worker(struct pool *p, struct worker *w, double now,
 
 	if (worker_sample(w, now, false) == -1)
 		return;			/* gone: its exit is on its way */
+	if (w->recycle_reason != REASON_NONE &&
+	    pool_check_condemned(p, w) != 0)
+		return;
 	/* "Right after becoming ready": the first sample, and soon enough
 	 * that the worker cannot have grown meanwhile (a busy loop may have
 	 * delayed the sweep). */
@@ -816,6 +957,9 @@ pool_check_worker(struct pool *p, struct worker *w, double now,
 		p->baseline_strikes = 0;
 	switch (v) {
 	case VERDICT_KEEP:
+		if (w->cfg->prespawn && w->recycle_reason == REASON_NONE &&
+		    w->memory_exact && !first)
+			pool_check_prespawn(p, w);
 		break;
 	case VERDICT_BASELINE:
 		pool_baseline(p, w, now);
@@ -935,12 +1079,26 @@ pool_worker_event(struct pool *p, struct worker *w)
 static bool spawn_differs(const struct pool_config *,
     const struct pool_config *);
 
+/* Spawn to READY=1 of one more process: the pool's start time. */
+static void
+pool_record_start(struct pool *p, double seconds)
+{
+	double v[START_RING];
+	unsigned int n;
+
+	p->start_s[p->nstart++ % START_RING] = seconds;
+	n = p->nstart < START_RING ? p->nstart : START_RING;
+	memcpy(v, p->start_s, n * sizeof *v);
+	p->start_median = policy_median(v, n);
+}
+
 void
 pool_worker_ready(struct pool *p, struct worker *w)
 {
 	struct worker *old = w->replaces;
 
 	worker_set_ready(w);
+	pool_record_start(p, w->ready_mono - w->spawn_mono);
 	if (w->snap != p->snap && spawn_differs(w->cfg, p->cfg))
 		pool_want_recycle(p, w, REASON_RELOAD, "configuration changed "
 		    "while it was starting");
@@ -1262,7 +1420,7 @@ pool_new(struct recyclerd *rd, struct config *snap,
 	p->state = POOL_RUNNING;
 	TAILQ_INIT(&p->workers);
 	TAILQ_INIT(&p->work);
-	TAILQ_INIT(&p->pending);
+	p->ncpu = ncpu();
 	pool_set_desired(p, cfg->workers);
 	p->sockets = *sockets;
 	memset(sockets, 0, sizeof *sockets);
@@ -1313,6 +1471,7 @@ pool_free(struct pool *p)
 	cgroup_close(p->cg);
 	strv_free(p->env);
 	free(p->groups);
+	heap_free(&p->pending);
 	free(p->slots);
 	config_unref(p->snap);
 	free(p->name);
@@ -1337,6 +1496,8 @@ spawn_differs(const struct pool_config *a, const struct pool_config *b)
 	tmp.drain_timeout_ms = a->drain_timeout_ms;
 	tmp.shutdown_timeout_ms = a->shutdown_timeout_ms;
 	tmp.max_recycling = a->max_recycling;
+	tmp.max_overshoot_ppm = a->max_overshoot_ppm;
+	tmp.prespawn = a->prespawn;
 	tmp.overlap = a->overlap;
 	tmp.restart_backoff_ms = a->restart_backoff_ms;
 	tmp.min_uptime_ms = a->min_uptime_ms;

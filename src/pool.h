@@ -81,7 +81,7 @@ struct pool {
 	 * wait for a recycle place (in the order they asked), and whether
 	 * workers past the wanted count must be drained. */
 	TAILQ_HEAD(, slot) work;
-	TAILQ_HEAD(, worker) pending;
+	struct heap	 pending;	/* by urgency: policy_urgency() */
 	bool		 dirty;
 	bool		 trim;
 
@@ -105,7 +105,27 @@ struct pool {
 	uint64_t	 failed_starts;
 	uint64_t	 spawn_failures;	/* fork or pipe failed: no process */
 	uint64_t	 spawns;
+	uint64_t	 overshoot_drains;	/* max_overshoot: no overlap */
+	uint64_t	 prespawns;		/* replacements started early */
+
+	/* How long a process of this pool takes from spawn to ready: the
+	 * median of the last START_RING, for prespawn and urgency. */
+#define START_RING	16
+	double		 start_s[START_RING];
+	unsigned int	 nstart;
+	double		 start_median;
+	unsigned int	 ncpu;
+
+	/* Peak / recycle_memory of the workers recycled for memory, when
+	 * they began to drain: a histogram over OVERSHOOT_BUCKETS. */
+#define OVERSHOOT_BUCKETS 7
+	uint64_t	 overshoot_hist[OVERSHOOT_BUCKETS];
+	uint64_t	 overshoot_count;
+	double		 overshoot_sum;
 };
+
+/* Upper bounds of the overshoot histogram's buckets (the last is +Inf). */
+extern const double pool_overshoot_bounds[OVERSHOOT_BUCKETS];
 
 /*
  * Create a pool for section cfg of snap and start its workers, with the
@@ -143,6 +163,8 @@ void		 pool_kill_all(struct pool *);
 void		 pool_run_deferred(struct pool *);
 
 bool		 pool_is_empty(const struct pool *);
+/* max_recycling in force (auto resolved). */
+unsigned int	 pool_max_recycling(const struct pool *);
 /* Every wanted slot has been tried once (ready, or failed). */
 bool		 pool_is_settled(const struct pool *);
 unsigned int	 pool_count(const struct pool *, int state);

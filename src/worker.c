@@ -666,13 +666,21 @@ int
 worker_sample(struct worker *w, double now, bool force_smaps)
 {
 	enum mem_metric metric = w->cfg->memory_metric;
-	uint64_t floor_bytes = policy_prefilter(&w->limits), v;
+	uint64_t floor_bytes, v;
 	struct mem_sample s;
+
+	/* Once condemned, recycle_memory is behind it: smaps_rollup (the
+	 * costly read, of the largest workers) only near a bound that still
+	 * matters, kill_memory or max_overshoot. */
+	floor_bytes = w->recycle_reason != REASON_NONE ?
+	    policy_condemned_floor(&w->limits, w->cfg->max_overshoot_ppm) :
+	    policy_prefilter(&w->limits);
 
 	if (w->probe == NULL)
 		return -1;
 	if ((metric == METRIC_CGROUP || metric == METRIC_CGROUP_ANON) &&
 	    w->cg != NULL) {
+		memprobe_count(PROBE_CGROUP);
 		if ((metric == METRIC_CGROUP ?
 		    cgroup_memory_usage(w->cg, &v) :
 		    cgroup_memory_anon(w->cg, &v)) == -1)

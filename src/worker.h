@@ -21,6 +21,7 @@
 #include <ev.h>
 
 #include "growth.h"
+#include "heap.h"
 #include "log.h"
 #include "memprobe.h"
 #include "policy.h"
@@ -48,7 +49,7 @@ enum worker_state {
 struct worker {
 	TAILQ_ENTRY(worker) entry;
 	TAILQ_ENTRY(worker) slot_entry;	/* its slot's members */
-	TAILQ_ENTRY(worker) pending_entry; /* waiting for a recycle place */
+	struct heap_node pending_node;	/* waiting for a recycle place */
 	bool		 pending;
 	struct pool	*pool;		/* owner; outlives the worker */
 	unsigned int	 slot;		/* RECYCLERD_WORKER, stable */
@@ -90,6 +91,8 @@ struct worker {
 	/* Recycling. */
 	enum reason	 recycle_reason; /* pending or in progress; NONE */
 	char		 recycle_detail[160];
+	double		 recycle_mono;	/* when the recycle was asked for */
+	bool		 overshot;	/* drained at once: max_overshoot */
 	struct worker	*replaced_by;	/* replacement starting for us */
 	struct worker	*replaces;	/* the worker we will replace */
 	enum reason	 stop_reason;	/* why drained or killed */

@@ -380,12 +380,18 @@ def parse_metrics(text):
             continue
         if line.startswith("# TYPE "):
             _, _, name, kind = line.split()
-            assert name == current and kind in ("gauge", "counter")
+            assert name == current and kind in ("gauge", "counter",
+                                                 "histogram")
             typed[name] = kind
             continue
         m = SAMPLE.match(line)
         assert m, f"not a sample line: {line!r}"
-        assert m[1] == current and m[1] in typed, line
+        family = m[1]
+        if typed.get(current) == "histogram":
+            # name_bucket{...,le="x"}, name_sum, name_count
+            family = re.sub(r"_(bucket|sum|count)$", "", m[1])
+            assert family != m[1], line
+        assert family == current and family in typed, line
         labels = {}
         if m[2]:
             pos = 0

@@ -19,8 +19,11 @@ LEAKER = py_worker("--leak", "2M", "--interval", "0.05")
 
 @pytest.mark.parametrize("metric", ["rss", "pss", "uss"])
 def test_worker_over_recycle_memory_is_replaced(recyclerd, metric):
+    # max_overshoot off: the overlapped path is what this test follows (a
+    # 40 MB/s leaker on a loaded machine may pass 25% before its
+    # replacement is ready: test_pressure.py covers that path).
     recyclerd.write_config(command=LEAKER, memory_metric=metric,
-                           recycle_memory="40M")
+                           recycle_memory="40M", max_overshoot="0")
     recyclerd.start()
     [old] = recyclerd.wait_ready_workers(1).values()
     m = recyclerd.wait_log(
@@ -130,7 +133,10 @@ def _draining_follows_replacement_ready(lines):
 
 def test_overlap_keeps_the_pool_at_full_strength_during_recycles(
         recyclerd):
-    recyclerd.write_config(workers=2, command=LEAKER, recycle_memory="40M")
+    # max_overshoot off: on a loaded machine a 40 MB/s leaker may pass it
+    # before its replacement is ready, and drain without overlap.
+    recyclerd.write_config(workers=2, command=LEAKER, recycle_memory="40M",
+                           max_overshoot="0")
     recyclerd.start()
     recyclerd.wait_ready_workers(2)
     deadline = time.monotonic() + 40
@@ -156,31 +162,35 @@ def test_overlap_keeps_the_pool_at_full_strength_during_recycles(
     assert not bare, bare
 
 
-def test_max_recycling_one_never_drains_two_workers_at_once(recyclerd):
+def test_max_recycling_one_starts_one_replacement_at_a_time(recyclerd):
     # jitter 0: all three cross the threshold together and must queue.
+    # The place is held while the replacement starts (issue 11): once it
+    # is ready the old worker drains without holding it, so old workers
+    # may drain together, but replacements start one at a time.
     recyclerd.write_config(workers=3, command=LEAKER, recycle_memory="40M",
-                           jitter="0", max_recycling=1)
+                           jitter="0", max_recycling=1, max_overshoot="0")
     recyclerd.start()
     recyclerd.wait_ready_workers(3)
-    highest, deadline = 3, time.monotonic() + 60
+    deadline = time.monotonic() + 60
     while recyclerd.log_count(r"exited with status 0 \(reason memory") < 5:
-        pids = _quick_scan(recyclerd)
-        highest = max(highest, len(pids or ()))
         assert time.monotonic() < deadline, "fewer than 5 recycles in 60s"
-        time.sleep(0.02)
-    # From outside: at most one replacement in flight at any time.
-    assert highest <= 4, f"{highest} live workers for workers = 3"
-    # From the log: a worker is draining from its `draining` line to its
-    # exit; never two at once.
-    draining = set()
+        time.sleep(0.05)
+    # From the log: a replacement is starting from its `spawned` line to
+    # its `ready after` line (or its exit); never two at once.
+    starting, initial = set(), 3
     for line in recyclerd.log_lines():
-        m = re.search(r"\[pid (\d+)\]: .*draining with SIG", line)
+        m = re.search(r"\[pid (\d+)\]: spawned", line)
         if m:
-            draining.add(m[1])
-            assert len(draining) <= 1, f"two drains at once: {draining}"
-        m = re.search(r"\[pid (\d+)\]: (exited with|killed by)", line)
+            if initial > 0:
+                initial -= 1
+                continue
+            starting.add(m[1])
+            assert len(starting) <= 1, f"two replacements at once: " \
+                f"{starting}"
+        m = re.search(r"\[pid (\d+)\]: (ready after|exited with|killed "
+                      r"by)", line)
         if m:
-            draining.discard(m[1])
+            starting.discard(m[1])
 
 
 def test_kill_memory_kills_the_worker_at_once_without_draining(recyclerd):

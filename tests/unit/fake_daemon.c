@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -153,6 +154,29 @@ double
 worker_uptime(const struct worker *w, double now)
 {
 	return now - w->spawn_mono;
+}
+
+unsigned int
+pool_max_recycling(const struct pool *p)
+{
+	return p->cfg->max_recycling ? p->cfg->max_recycling : 1;
+}
+
+const double pool_overshoot_bounds[OVERSHOOT_BUCKETS] = {
+	1.0, 1.1, 1.25, 1.5, 2.0, 4.0, INFINITY,
+};
+
+uint64_t
+memprobe_reads(enum probe_kind k)
+{
+	return (uint64_t)k;
+}
+
+const char *
+memprobe_kind_name(enum probe_kind k)
+{
+	return k == PROBE_STATM ? "statm" : k == PROBE_SMAPS ? "smaps" :
+	    "cgroup";
 }
 
 uint64_t

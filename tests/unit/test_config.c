@@ -125,7 +125,9 @@ test_minimal_file_gets_every_default(void **state)
 	assert_int_equal(pc->drain_timeout_ms, 10000);
 	assert_int_equal(pc->shutdown_timeout_ms, 30000);
 	assert_true(pc->overlap);
-	assert_int_equal(pc->max_recycling, 1);
+	assert_int_equal(pc->max_recycling, 0);	/* auto */
+	assert_int_equal(pc->max_overshoot_ppm, 250000);
+	assert_false(pc->prespawn);
 	assert_int_equal(pc->restart_backoff_ms, 1000);
 	assert_int_equal(pc->min_uptime_ms, 10000);
 	assert_int_equal(pc->rapid_fail, 5);
@@ -377,7 +379,8 @@ test_key_table_is_consistent(void **state)
 		"environment", "no_new_privs", "capabilities", "ready", "ready_timeout", "memory_metric",
 		"recycle_memory", "kill_memory", "max_tasks", "max_lifetime",
 		"jitter", "drain_signal", "drain_timeout", "overlap",
-		"max_recycling", "recycle_samples", "restart_backoff",
+		"max_recycling", "max_overshoot", "prespawn",
+		"recycle_samples", "restart_backoff",
 		"min_uptime", "rapid_fail", "sample_interval",
 		"shutdown_timeout", "memory_high", "memory_max",
 		"pool_memory_max", "pool_recycle_memory", "listen",

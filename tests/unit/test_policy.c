@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "heap.h"
 #include "policy.h"
 
 #define MiB (1024ULL * 1024)
@@ -230,6 +231,123 @@ test_reason_names_and_kinds(void **state)
 	assert_string_equal(reason_name((enum reason)999), "?");
 }
 
+#define MiB	(1024ULL * 1024)
+
+struct item {
+	struct heap_node node;
+	int		 id;
+};
+
+static void
+test_heap_orders_by_key_then_arrival(void **state)
+{
+	struct item it[200];
+	struct heap h = { 0 };
+	struct heap_node *n;
+	double last = 1e300;
+	uint64_t last_seq = 0;
+	int i;
+
+	(void)state;
+	for (i = 0; i < 200; i++) {
+		it[i].id = i;
+		heap_push(&h, &it[i].node, (double)((i * 37) % 11));
+	}
+	/* Remove some from the middle, change some keys. */
+	for (i = 0; i < 200; i += 7)
+		heap_remove(&h, &it[i].node);
+	for (i = 3; i < 200; i += 7)
+		heap_update(&h, &it[i].node, 5.5);
+	assert_int_equal(heap_size(&h), 200 - 29);
+	while ((n = heap_pop(&h)) != NULL) {
+		assert_true(n->key <= last);
+		if (n->key == last)
+			assert_true(n->seq > last_seq);
+		last = n->key;
+		last_seq = n->seq;
+	}
+	assert_null(heap_top(&h));
+	heap_free(&h);
+}
+
+static void
+test_overshoot_bound_and_condemned_floor(void **state)
+{
+	struct policy_limits l = { .recycle_memory = 128 * MiB };
+
+	(void)state;
+	assert_int_equal(policy_overshoot_bound(128 * MiB, 250000), 160 * MiB);
+	assert_int_equal(policy_overshoot_bound(128 * MiB, 0), 0);	/* off */
+	assert_int_equal(policy_overshoot_bound(0, 250000), 0);
+	/* A condemned worker needs smaps only near the overshoot bound or
+	 * kill_memory, whichever is lower, never near recycle_memory. */
+	assert_int_equal(policy_condemned_floor(&l, 250000), 160 * MiB);
+	l.kill_memory = 150 * MiB;
+	assert_int_equal(policy_condemned_floor(&l, 250000), 150 * MiB);
+	l.kill_memory = 0;
+	assert_int_equal(policy_condemned_floor(&l, 0), 0);
+}
+
+static void
+test_urgency_is_the_predicted_fraction_of_the_limit(void **state)
+{
+	double fast, slow, over;
+
+	(void)state;
+	/* Same memory: the faster grower is more urgent. */
+	fast = policy_urgency(130 * MiB, 128 * MiB, 60.0 * MiB, 0.5);
+	slow = policy_urgency(130 * MiB, 128 * MiB, 1.0 * MiB, 0.5);
+	assert_true(fast > slow);
+	/* Further over, not growing: more urgent than a little over. */
+	over = policy_urgency(150 * MiB, 128 * MiB, 0.0, 0.5);
+	assert_true(over > slow);
+	assert_true(policy_urgency(64 * MiB, 128 * MiB, -5.0, 1.0) == 0.5);
+	assert_true(policy_urgency(64 * MiB, 0, 1.0, 1.0) == 0.0);
+}
+
+static void
+test_predicted_crossing(void **state)
+{
+	(void)state;
+	/* 100M growing 60M/s crosses 128M in 0.47 s. */
+	assert_true(policy_predict_cross(100 * MiB, 128 * MiB, 60.0 * MiB, 0.5));
+	assert_false(policy_predict_cross(100 * MiB, 128 * MiB, 60.0 * MiB,
+	    0.4));
+	/* Not growing, shrinking, already over, below half: no. */
+	assert_false(policy_predict_cross(100 * MiB, 128 * MiB, 0.0, 10.0));
+	assert_false(policy_predict_cross(100 * MiB, 128 * MiB, -1.0 * MiB,
+	    10.0));
+	assert_false(policy_predict_cross(130 * MiB, 128 * MiB, 60.0 * MiB,
+	    1.0));
+	assert_false(policy_predict_cross(60 * MiB, 128 * MiB, 1000.0 * MiB,
+	    1.0));
+	assert_false(policy_predict_cross(100 * MiB, 0, 60.0 * MiB, 1.0));
+}
+
+static void
+test_max_recycling_auto(void **state)
+{
+	(void)state;
+	assert_int_equal(policy_max_recycling(0, 1, 2), 1);
+	assert_int_equal(policy_max_recycling(0, 4, 2), 2);
+	assert_int_equal(policy_max_recycling(0, 5, 8), 3);
+	assert_int_equal(policy_max_recycling(0, 100, 8), 8);
+	assert_int_equal(policy_max_recycling(0, 100, 1), 2);
+	assert_int_equal(policy_max_recycling(0, 0, 4), 1);
+	assert_int_equal(policy_max_recycling(3, 100, 8), 3);	/* as set */
+}
+
+static void
+test_median(void **state)
+{
+	double a[] = { 0.9, 0.1, 0.5 }, b[] = { 4.0, 1.0, 3.0, 2.0 };
+
+	(void)state;
+	assert_true(policy_median(a, 3) == 0.5);
+	assert_true(policy_median(b, 4) == 2.5);
+	assert_true(policy_median(NULL, 0) == 0.0);
+}
+
 int
 main(void)
 {
@@ -248,6 +366,12 @@ main(void)
 		cmocka_unit_test(test_backoff_doubles_up_to_the_cap),
 		cmocka_unit_test(test_rapid_fail_counts_only_the_window),
 		cmocka_unit_test(test_reason_names_and_kinds),
+		cmocka_unit_test(test_overshoot_bound_and_condemned_floor),
+		cmocka_unit_test(test_urgency_is_the_predicted_fraction_of_the_limit),
+		cmocka_unit_test(test_predicted_crossing),
+		cmocka_unit_test(test_max_recycling_auto),
+		cmocka_unit_test(test_median),
+		cmocka_unit_test(test_heap_orders_by_key_then_arrival),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
