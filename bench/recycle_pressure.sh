@@ -55,6 +55,9 @@
 #   START_BURN      0       CPU seconds burned before READY=1 (--start-burn)
 #   DRAIN_DELAY     0.7     seconds from SIGTERM to exit (--drain-delay)
 #   SAMPLE          0.2     seconds between two samples
+#   WRK_TIMEOUT     5s      wrk --timeout: a request unanswered this long
+#                           counts as failed (a starved machine, not a
+#                           dropped connection, is what wrk's 2s catches)
 #   RUNS            "baseline old new"  (baseline is needed for p99 ratios)
 #   KEEP            unset   set to keep the temp dir (configs, logs)
 #
@@ -77,6 +80,7 @@ START_DELAY=${START_DELAY:-0.5}
 START_BURN=${START_BURN:-0}
 DRAIN_DELAY=${DRAIN_DELAY:-0.7}
 SAMPLE=${SAMPLE:-0.2}
+WRK_TIMEOUT=${WRK_TIMEOUT:-5s}
 RUNS=${RUNS:-baseline old new}
 prog=recycle_pressure
 
@@ -101,7 +105,9 @@ for b in "$RECYCLERD" "$RECYCLERCTL"; do
 done
 
 tmp=$(mktemp -d /tmp/recycle_pressure.XXXXXX)
-daemon_pid= sampler_pid= wrk_pid=
+daemon_pid=''
+sampler_pid=''
+wrk_pid=''
 
 # Stop a process we started: SIGTERM, up to $2 tenths of a second, then
 # SIGKILL.
@@ -289,9 +295,12 @@ def wrk_figures(path):
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), "
                      r"write (\d+), timeout (\d+)", text)
     failed = int(non2xx.group(1)) if non2xx else 0
+    detail = f"non-2xx {failed}"
     if sock:
         failed += sum(int(g) for g in sock.groups())
-    return float(rps.group(1)), float(p99.group(1)) * scale, failed
+        detail += ", connect {}, read {}, write {}, timeout {}".format(
+            *sock.groups())
+    return float(rps.group(1)), float(p99.group(1)) * scale, failed, detail
 
 
 def analyze(d, pool, limit, t0, t1):
@@ -319,7 +328,7 @@ def analyze(d, pool, limit, t0, t1):
     totals = [sum(s["pss"].values()) for s in win]
     cpu_s = (win[-1]["cpu"] - win[0]["cpu"]) / 1e9
     wall = win[-1]["t"] - win[0]["t"]
-    rps, p99, failed = wrk_figures(f"{d}/wrk")
+    rps, p99, failed, detail = wrk_figures(f"{d}/wrk")
     return {
         "recycles": len(ratios),
         "peak_med": statistics.median(ratios) if ratios else None,
@@ -327,7 +336,7 @@ def analyze(d, pool, limit, t0, t1):
         "pss_med": statistics.median(totals) if totals else None,
         "min_ready": min(ready) if ready else None,
         "overshoot": overshoot,
-        "failed": failed, "rps": rps, "p99": p99,
+        "failed": failed, "failed_detail": detail, "rps": rps, "p99": p99,
         "cpu": 100 * cpu_s / wall if wall > 0 else None,
         "samples": len(win),
     }
@@ -368,6 +377,11 @@ def report(tmp, runs, workers, limit_text):
             num(r["min_ready"], "d"), r["overshoot"], r["failed"],
             num(r["rps"], ".0f"), num(r["p99"], ".1f"),
             num(ratio, ".2f"), num(r["cpu"], ".2f")))
+    for name in runs:
+        r = rows.get(name)
+        if isinstance(r, dict):
+            print(f"{name}: failed = {r['failed_detail']}; 1-min load "
+                  f"average {r['load']} when wrk started")
     print(f"target (new defaults): peak/limit median <= 1.10 and max <= "
           f"1.30 of recycle_memory {limit_text}, 0 failed, min ready >= "
           f"{workers} (less only with counted overshoot drains), daemon "
@@ -415,6 +429,7 @@ def main(cmd, *a):
     elif cmd == "analyze":
         d = a[0]
         fig = analyze(d, a[1], to_bytes(a[2]), float(a[3]), float(a[4]))
+        fig["load"] = a[5]
         json.dump(fig, open(f"{d}/figures", "w"))
     elif cmd == "report":
         report(a[0], a[1].split(), int(a[2]), a[3])
@@ -426,7 +441,6 @@ if __name__ == "__main__":
 EOF
 helper() { "$PYTHON" "$tmp/helper.py" "$@"; }
 
-limit=$(helper bytes "$RECYCLE_MEMORY")
 worker="$PYTHON examples/http_worker.py --leak 0 --leak-rate $LEAK_RATE"
 worker="$worker --start-delay $START_DELAY --start-burn $START_BURN"
 worker="$worker --drain-delay $DRAIN_DELAY"
@@ -509,8 +523,10 @@ run_one() {
 	sampler_pid=$!
 	sleep 0.5
 	t0=$(date +%s.%N)
+	load=$(cut -d' ' -f1 /proc/loadavg)
 	timeout $((DURATION + 20)) wrk -t"$THREADS" -c"$CONNECTIONS" \
-	    -d"${DURATION}s" --latency "http://127.0.0.1:$port/" \
+	    -d"${DURATION}s" --timeout "$WRK_TIMEOUT" --latency \
+	    "http://127.0.0.1:$port/" \
 	    > "$tmp/$run/wrk" 2>&1 &
 	wrk_pid=$!
 	wait "$wrk_pid" || die "wrk failed: $(cat "$tmp/$run/wrk")"
@@ -528,7 +544,8 @@ run_one() {
 	ctl events 1024 > "$tmp/$run/events" ||
 	    die "recyclerctl events failed"
 	stop_daemon
-	helper analyze "$tmp/$run" http "$RECYCLE_MEMORY" "$t0" "$t1" ||
+	helper analyze "$tmp/$run" http "$RECYCLE_MEMORY" "$t0" "$t1" \
+	    "$load" ||
 	    die "analysis of run $run failed (KEEP=1 keeps $tmp)"
 	echo "$prog: $run done" >&2
 }
