@@ -303,7 +303,44 @@ def wrk_figures(path):
     return float(rps.group(1)), float(p99.group(1)) * scale, failed, detail
 
 
-def analyze(d, pool, limit, t0, t1):
+def overshoot_counters(obj):
+    """Counters of max_overshoot drains in a pool's status: integer
+    fields whose name says overshoot (max_overshoot, the setting, is
+    not one), at any depth."""
+    found = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if ("overshoot" in k and not k.startswith("max_") and
+                    isinstance(v, int) and not isinstance(v, bool)):
+                found.append(v)
+            else:
+                found += overshoot_counters(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            found += overshoot_counters(v)
+    return found
+
+
+def count_overshoot(d, pool, events):
+    """max_overshoot drains, however this build shows them: events that
+    mention overshoot, a counter in status, daemon log lines about an
+    overshoot drain. The largest of the three."""
+    n_events = sum(1 for e in events if "overshoot" in json.dumps(e))
+    n_status = 0
+    try:
+        for p in json.load(open(f"{d}/status")).get("pools", []):
+            if p.get("name") == pool:
+                p = dict(p, workers=None)
+                n_status = max(overshoot_counters(p) or [0])
+    except (OSError, ValueError):
+        pass
+    n_log = sum(1 for line in open(f"{d}/log", errors="replace")
+                if "overshoot" in line and "drain" in line.lower() and
+                "stderr:" not in line)
+    return max(n_events, n_status, n_log)
+
+
+def analyze(d, pool, limit, t0, t1, workers):
     """The figures of one run, as JSON."""
     samples = [json.loads(l) for l in open(f"{d}/samples")]
     win = [s for s in samples if t0 <= s["t"] <= t1] or samples
@@ -312,18 +349,18 @@ def analyze(d, pool, limit, t0, t1):
         for pid, v in s["pss"].items():
             seen[int(pid)] = max(seen.get(int(pid), 0), v)
     events = json.load(open(f"{d}/events")).get("events", [])
-    ratios, overshoot = [], 0
+    ratios = []
     for e in events:
         if e.get("pool") != pool or e.get("kind") not in ("recycle",
                                                          "kill"):
             continue
         if e.get("reason") in ("shutdown", "scale", "reload"):
             continue
-        if "overshoot" in json.dumps(e):
-            overshoot += 1
         peak = max(e.get("peak") or 0, e.get("memory") or 0,
                    seen.get(e.get("pid"), 0))
         ratios.append(peak / limit)
+    overshoot = count_overshoot(d, pool,
+                                [e for e in events if e.get("pool") == pool])
     ready = [s["ready"] for s in win if s["ready"] is not None]
     totals = [sum(s["pss"].values()) for s in win]
     cpu_s = (win[-1]["cpu"] - win[0]["cpu"]) / 1e9
@@ -335,6 +372,8 @@ def analyze(d, pool, limit, t0, t1):
         "peak_max": max(ratios) if ratios else None,
         "pss_med": statistics.median(totals) if totals else None,
         "min_ready": min(ready) if ready else None,
+        "short": (sum(1 for r in ready if r < workers) / len(ready)
+                  if ready else None),
         "overshoot": overshoot,
         "failed": failed, "failed_detail": detail, "rps": rps, "p99": p99,
         "cpu": 100 * cpu_s / wall if wall > 0 else None,
@@ -380,8 +419,10 @@ def report(tmp, runs, workers, limit_text):
     for name in runs:
         r = rows.get(name)
         if isinstance(r, dict):
-            print(f"{name}: failed = {r['failed_detail']}; 1-min load "
-                  f"average {r['load']} when wrk started")
+            short = num(r["short"] and 100 * r["short"], ".0f")
+            print(f"{name}: failed = {r['failed_detail']}; fewer than "
+                  f"{workers} ready in {short} % of the samples; 1-min "
+                  f"load average {r['load']} when wrk started")
     print(f"target (new defaults): peak/limit median <= 1.10 and max <= "
           f"1.30 of recycle_memory {limit_text}, 0 failed, min ready >= "
           f"{workers} (less only with counted overshoot drains), daemon "
@@ -428,7 +469,8 @@ def main(cmd, *a):
         return settled(a[0], a[1])
     elif cmd == "analyze":
         d = a[0]
-        fig = analyze(d, a[1], to_bytes(a[2]), float(a[3]), float(a[4]))
+        fig = analyze(d, a[1], to_bytes(a[2]), float(a[3]), float(a[4]),
+                      int(a[6]))
         fig["load"] = a[5]
         json.dump(fig, open(f"{d}/figures", "w"))
     elif cmd == "report":
@@ -545,7 +587,7 @@ run_one() {
 	    die "recyclerctl events failed"
 	stop_daemon
 	helper analyze "$tmp/$run" http "$RECYCLE_MEMORY" "$t0" "$t1" \
-	    "$load" ||
+	    "$load" "$WORKERS" ||
 	    die "analysis of run $run failed (KEEP=1 keeps $tmp)"
 	echo "$prog: $run done" >&2
 }
