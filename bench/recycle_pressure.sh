@@ -38,7 +38,9 @@
 #   p99         wrk --latency, and its ratio to the baseline's;
 #   CPU %       the daemon's own CPU (its threads and the spawn server,
 #               not the workers: /proc/PID/task/*/schedstat) over the
-#               window, in % of one core.
+#               window, in % of one core. (This script's own sampling,
+#               smaps_rollup of every worker, is printed below the table:
+#               it competes with the workers, not with the daemon.)
 # Then the targets of the issue for "new" and whether they were met.
 #
 # Environment (defaults):
@@ -265,7 +267,8 @@ def sample(daemon, sockpath, pool, period, out):
                 if vals and vals[0] is not None:
                     mem[w] = sum(v for v in vals if v)
             f.write(json.dumps({"t": t, "cpu": cpu, "ready": ready,
-                                "pss": mem}) + "\n")
+                                "pss": mem,
+                                "self": time.process_time()}) + "\n")
             f.flush()
             time.sleep(max(0.0, t + period - time.time()))
 
@@ -365,6 +368,7 @@ def analyze(d, pool, limit, t0, t1, workers):
     totals = [sum(s["pss"].values()) for s in win]
     cpu_s = (win[-1]["cpu"] - win[0]["cpu"]) / 1e9
     wall = win[-1]["t"] - win[0]["t"]
+    self_s = win[-1].get("self", 0) - win[0].get("self", 0)
     rps, p99, failed, detail = wrk_figures(f"{d}/wrk")
     return {
         "recycles": len(ratios),
@@ -377,6 +381,7 @@ def analyze(d, pool, limit, t0, t1, workers):
         "overshoot": overshoot,
         "failed": failed, "failed_detail": detail, "rps": rps, "p99": p99,
         "cpu": 100 * cpu_s / wall if wall > 0 else None,
+        "sampler_cpu": 100 * self_s / wall if wall > 0 else None,
         "samples": len(win),
     }
 
@@ -422,7 +427,9 @@ def report(tmp, runs, workers, limit_text):
             short = num(r["short"] and 100 * r["short"], ".0f")
             print(f"{name}: failed = {r['failed_detail']}; fewer than "
                   f"{workers} ready in {short} % of the samples; 1-min "
-                  f"load average {r['load']} when wrk started")
+                  f"load average {r['load']} when wrk started; this "
+                  f"script's sampler used "
+                  f"{num(r.get('sampler_cpu'), '.1f')} % of a core")
     print(f"target (new defaults): peak/limit median <= 1.10 and max <= "
           f"1.30 of recycle_memory {limit_text}, 0 failed, min ready >= "
           f"{workers} (less only with counted overshoot drains), daemon "
@@ -595,15 +602,19 @@ run_one() {
 old_keys="max_recycling = 1
 overlap = yes"
 new_ok=yes
+lacks=''
 if knows_key max_overshoot 0; then
 	old_keys="$old_keys
 max_overshoot = 0"
 else
 	new_ok=
+	lacks=max_overshoot
 fi
 if knows_key prespawn no; then
 	old_keys="$old_keys
 prespawn = no"
+else
+	lacks="${lacks:+$lacks, }prespawn"
 fi
 
 echo "$prog: $WORKERS workers, leak $LEAK_RATE/s each while serving," \
@@ -632,3 +643,9 @@ done
 
 echo
 helper report "$tmp" "$RUNS" "$WORKERS" "$RECYCLE_MEMORY"
+case " $RUNS " in
+*" old "*)
+	[ -z "$lacks" ] ||
+	    echo "old: this build has no $lacks: run without (what they" \
+	    "turn off is not there)"
+esac
