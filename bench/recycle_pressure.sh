@@ -531,7 +531,7 @@ knows_key() {
 	"$RECYCLERD" -t -c "$tmp/keycheck/conf" > "$tmp/keycheck/out" 2>&1 &&
 	    return 0
 	grep -q "$1" "$tmp/keycheck/out" ||
-	    die "recyclerd -t fails on a config without $1:" \
+	    die "recyclerd -t refuses the configuration, not for $1:" \
 	    "$(cat "$tmp/keycheck/out")"
 	return 1
 }
