@@ -6,11 +6,11 @@ Several copies of this program share the listening sockets recyclerd holds
 for their pool (LISTEN_FDS, LISTEN_PID, fds from 3: the sd_listen_fds()
 protocol, so it runs under systemd socket activation too). Each answers
 HTTP/1.1 GET and HEAD with a small JSON body (its pid, pool, slot and
-request count) and keeps --leak bytes per request, so recyclerd has a
-reason to recycle it. It speaks sd_notify over NOTIFY_SOCKET with nothing
-but the socket module: READY=1 once it accepts, TASKS=n (requests served,
-cumulative, at most every 50 ms), WATCHDOG=1 at half of WATCHDOG_USEC,
-STOPPING=1 when it drains.
+request count) and keeps --leak bytes per request (and --leak-rate bytes
+per second of serving), so recyclerd has a reason to recycle it. It speaks
+sd_notify over NOTIFY_SOCKET with nothing but the socket module: READY=1
+once it accepts, TASKS=n (requests served, cumulative, at most every
+50 ms), WATCHDOG=1 at half of WATCHDOG_USEC, STOPPING=1 when it drains.
 
 Structure: one I/O loop (selectors) owns every socket; complete requests
 go to a pool of --threads handler threads (so a slow handler, --delay,
@@ -34,6 +34,10 @@ Several processes accept on one socket, so the sockets are non-blocking and
 EAGAIN on accept() is normal (another worker was faster). O_NONBLOCK is a
 flag of the shared open file description, so every worker of the pool sees
 it; recyclerd itself never accepts on the sockets.
+
+To play a heavier application (the benchmarks do), --start-delay and
+--start-burn make it slow to become ready (sleeping, burning CPU), and
+--drain-delay slow to exit after a stop signal, holding its memory.
 
 Run it standalone (without recyclerd) with --bind HOST:PORT.
 """
@@ -116,6 +120,20 @@ def parse_args(argv):
     p.add_argument("--leak", type=parse_size, default=parse_size("64K"),
                    metavar="SIZE",
                    help="memory kept per request (default 64K)")
+    p.add_argument("--leak-rate", type=parse_size, default=0,
+                   metavar="SIZE",
+                   help="memory kept per second of serving, spread over "
+                        "the requests (default 0; adds to --leak)")
+    p.add_argument("--start-delay", type=parse_seconds, default=0.0,
+                   metavar="SECONDS",
+                   help="sleep before ready (default 0)")
+    p.add_argument("--start-burn", type=parse_seconds, default=0.0,
+                   metavar="SECONDS",
+                   help="CPU time burned before ready (default 0)")
+    p.add_argument("--drain-delay", type=parse_seconds, default=0.0,
+                   metavar="SECONDS",
+                   help="after a stop signal, exit no sooner than this, "
+                        "holding the memory (default 0)")
     p.add_argument("--threads", type=parse_threads, default=4, metavar="N",
                    help="request handler threads (default 4)")
     p.add_argument("--delay", type=parse_seconds, default=0.0,
@@ -232,7 +250,7 @@ class Conn:
 
 
 class Request:
-    __slots__ = ("method", "path", "version", "keep", "number")
+    __slots__ = ("method", "path", "version", "keep", "number", "leak")
 
 
 class Server:
@@ -249,6 +267,9 @@ class Server:
         self.conns = set()
         self.leaked = []
         self.leaked_lock = threading.Lock()
+        self.in_flight = 0	# requests with a handler (loop's count)
+        self.busy_mono = 0.0	# busy time counted up to here
+        self.busy_s = 0.0	# busy time not leaked for yet
         self.requests = 0	# dispatched
         self.served = 0		# answered (TASKS=)
         self.tasks_sent = 0
@@ -256,6 +277,7 @@ class Server:
         self.stop_signals = 0
         self.draining = False
         self.drain_idle_mono = 0.0
+        self.stop_mono = 0.0
         self.notifier = Notifier()
         self.pool = os.environ.get("RECYCLERD_POOL")
         slot = os.environ.get("RECYCLERD_WORKER")
@@ -282,9 +304,10 @@ class Server:
         # The kernel queues connections already: ready to take them.
         names = ", ".join(sockname(s) for s in self.listeners)
         self.notifier.send("READY=1", f"STATUS=serving on {names}")
-        self.watchdog_mono = time.monotonic()
+        self.watchdog_mono = ready_mono = time.monotonic()
         log(f"serving on {names} ({self.args.threads} threads, "
-            f"leak {self.args.leak} bytes per request)")
+            f"leak {self.args.leak} bytes per request, "
+            f"{self.args.leak_rate} per second)")
         while True:
             for key, mask in self.sel.select(self.timeout()):
                 obj = key.data
@@ -306,7 +329,12 @@ class Server:
                 break
         self.handlers.shutdown(wait=True)
         self.send_tasks(force=True)
-        log(f"drained: exiting after {self.served} requests")
+        # A slow shutdown (--drain-delay): the memory stays ours meanwhile.
+        time.sleep(max(0.0, self.stop_mono + self.args.drain_delay -
+                       time.monotonic()))
+        rate = self.served / max(self.stop_mono - ready_mono, 1e-3)
+        log(f"drained: exiting after {self.served} requests "
+            f"({rate:.0f}/s until the stop signal)")
         return 0
 
     def timeout(self):
@@ -390,7 +418,8 @@ class Server:
 
     def start_drain(self):
         self.draining = True
-        self.drain_idle_mono = time.monotonic() + self.args.drain_idle
+        self.stop_mono = time.monotonic()
+        self.drain_idle_mono = self.stop_mono + self.args.drain_idle
         self.notifier.send("STOPPING=1",
                            f"STATUS=draining {len(self.conns)} connections")
         # Stop accepting at once. Closing our copies is safe: recyclerd
@@ -495,6 +524,7 @@ class Server:
         del c.rbuf[:end + 4 + body_len]
         self.requests += 1
         req.number = self.requests
+        req.leak = self.args.leak + self.leak_by_time()
         c.busy = True
         c.keep = req.keep and not c.eof
         self.handlers.submit(self.handle, c, req)
@@ -507,8 +537,8 @@ class Server:
             if req.method not in ("GET", "HEAD"):
                 status, body = 405, b""
             else:
-                if self.args.leak:
-                    buf = touch(self.args.leak)
+                if req.leak:
+                    buf = touch(req.leak)
                     with self.leaked_lock:
                         self.leaked.append(buf)
                 body = (json.dumps({
@@ -522,6 +552,25 @@ class Server:
             self.answers.put((c, 500, b"", False))
         self.wake()
 
+    def count_busy(self, delta):
+        """In the loop: a request goes to (+1) or comes back from (-1) the
+        handlers; the time with requests in flight adds up in busy_s."""
+        now = time.monotonic()
+        if self.in_flight:
+            self.busy_s += now - self.busy_mono
+        self.busy_mono = now
+        self.in_flight += delta
+
+    def leak_by_time(self):
+        """In the loop, for a request being dispatched: --leak-rate times
+        the busy time since the previous one. Whatever the request rate, a
+        busy worker grows by --leak-rate per second; an idle one does not
+        grow."""
+        self.count_busy(+1)
+        size = int(self.args.leak_rate * self.busy_s)
+        self.busy_s = 0.0
+        return size
+
     def collect_answers(self):
         while True:
             try:
@@ -529,6 +578,7 @@ class Server:
             except queue.Empty:
                 return
             c.busy = False
+            self.count_busy(-1)
             if c.sock is None:
                 continue
             self.served += 1
@@ -626,6 +676,15 @@ def sockname(s):
     return a if isinstance(a, str) else a.decode(errors="replace")
 
 
+def start_slowly(args):
+    """--start-burn, then --start-delay: a heavy application's start-up
+    (imports, warming caches) before it says READY=1."""
+    end = time.process_time() + args.start_burn
+    while time.process_time() < end:
+        pass
+    time.sleep(args.start_delay)
+
+
 def main(argv):
     args = parse_args(argv)
     listeners = listen_fds()
@@ -639,6 +698,7 @@ def main(argv):
         log("no listening socket: LISTEN_FDS is not set for this process "
             "(use --bind HOST:PORT to run without recyclerd)")
         return 2
+    start_slowly(args)
     rc = Server(args, listeners).run()
     # Skip the interpreter's teardown: freeing every leaked buffer one by
     # one (from the handler threads' malloc arenas) takes seconds, and the
