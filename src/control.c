@@ -796,6 +796,7 @@ event_json(const struct event *e)
 	add(o, "memory", j_u64_or_null(e->memory));
 	add(o, "peak", j_u64_or_null(e->peak));
 	add(o, "detail", j_str_or_null(e->detail));
+	add(o, "overshoot", json_object_new_boolean(e->overshoot));
 	return o;
 }
 

@@ -6,6 +6,7 @@
 #ifndef RECYCLERD_EVENTS_H
 #define RECYCLERD_EVENTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -29,6 +30,7 @@ struct event {
 	uint64_t	 memory;	/* bytes at the decision, 0 = unknown */
 	uint64_t	 peak;		/* bytes */
 	char		 detail[160];	/* "pss 212M > 200M for 2 samples" */
+	bool		 overshoot;	/* drained at once past max_overshoot */
 };
 
 struct events;

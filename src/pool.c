@@ -875,6 +875,11 @@ pool_check_condemned(struct pool *p, struct worker *w)
 		    worker_urgency(p, w));
 	if (bound == 0 || !w->memory_exact || w->memory <= bound)
 		return 0;
+	/* Capacity dips by one at most: while an earlier overshoot drain
+	 * still leaves the pool short of ready workers, this one waits for
+	 * its place (kill_memory stays the net). */
+	if (pool_count(p, WS_READY) < p->desired)
+		return 0;
 	ctx = worker_ctx(w);
 	ctx.reason = reason_name(w->recycle_reason);
 	ctx.memory = w->memory;
@@ -886,6 +891,9 @@ pool_check_condemned(struct pool *p, struct worker *w)
 	    units_signal_name(w->cfg->drain_signal));
 	w->overshot = true;
 	p->overshoot_drains++;
+	snprintf(w->recycle_detail + strlen(w->recycle_detail),
+	    sizeof w->recycle_detail - strlen(w->recycle_detail),
+	    "; drained at once past max_overshoot %s", b);
 	replacement_unlink(p, w);	/* the replacement goes on starting */
 	worker_drain(w, w->recycle_reason, w->cfg->drain_timeout_ms);
 	pool_reconcile(p);
@@ -1253,6 +1261,7 @@ pool_record_exit(struct pool *p, struct worker *w, int status)
 				p->recycles[w->stop_reason]++;
 			snprintf(e.detail, sizeof e.detail, "%s",
 			    w->recycle_detail);
+			e.overshoot = w->overshot;
 		} else {
 			e.kind = "exit";
 		}

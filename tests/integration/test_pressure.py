@@ -116,6 +116,13 @@ def test_max_overshoot_drains_a_grower_that_waits(recyclerd, tmp_path):
         == 1
     # The replacement goes on starting and takes over.
     recyclerd.wait_ready_workers(1, timeout=15)
+    # The old worker's exit is an event of its own kind of recycle.
+
+    def flagged():
+        evs = json.loads(ask(recyclerd, "events"))["events"]
+        return [e for e in evs if e["kind"] == "recycle" and e["overshoot"]]
+    [e] = wait_for(flagged, 10, what="an overshoot recycle event")[:1]
+    assert "drained at once past max_overshoot 50M" in e["detail"], e
 
 
 def test_prespawn_replaces_a_steady_grower_before_it_crosses(recyclerd):
