@@ -466,9 +466,12 @@ worker_spawn(struct pool *p, unsigned int slot, unsigned int gen,
 	ev_io_init(&w->cg_event, worker_cg_event_cb, -1, EV_READ);
 	LIST_INIT(&w->orphans);
 
-	if (p->cg != NULL)
-		w->cg = cgroup_worker_open(p->cg, slot, gen, cfg->memory_high,
-		    cfg->memory_max);
+	if (p->cg != NULL && (w->cg = cgroup_worker_open(p->cg, slot, gen,
+	    cfg->memory_high, cfg->memory_max)) == NULL)
+		log_warn("pool %s worker %u: unable to create its cgroup: %s; "
+		    "it runs in the pool's group, measured through /proc, "
+		    "without its own memory_high or memory_max", p->name, slot,
+		    strerror(errno));
 	env = worker_env(w, p, req.pid_vars);
 	if (log_to_journal()) {
 		/* Straight into the journal, one identifier per pool. */
@@ -536,7 +539,9 @@ worker_spawn(struct pool *p, unsigned int slot, unsigned int gen,
 	ev_io_init(&w->exec_io, worker_exec_cb, w->exec_fd, EV_READ);
 	w->exec_io.data = w;
 	ev_io_start(rd->loop, &w->exec_io);
-	w->probe = memprobe_new(pid);
+	if ((w->probe = memprobe_new(pid)) == NULL && errno != ESRCH)
+		wlog(w, LOG_WARNING, "unable to open its /proc files: %s; "
+		    "trying again at each sample", strerror(errno));
 	wlog(w, LOG_INFO, "spawned");
 	/* Spawning takes a while: count ready_timeout from now, not from
 	 * the loop's cached time at the start of this turn. */
@@ -676,6 +681,11 @@ worker_sample(struct worker *w, double now, bool force_smaps)
 	    policy_condemned_floor(&w->limits, w->cfg->max_overshoot_ppm) :
 	    policy_prefilter(&w->limits);
 
+	/* Not opened at spawn (EMFILE, ENOMEM...): try again now; a gone
+	 * process says ESRCH, and its exit is on its way. */
+	if (w->probe == NULL && (w->probe = memprobe_new(w->pid)) != NULL)
+		wlog(w, LOG_NOTICE, "its /proc files are open: measured from "
+		    "now on");
 	if (w->probe == NULL)
 		return -1;
 	if ((metric == METRIC_CGROUP || metric == METRIC_CGROUP_ANON) &&
