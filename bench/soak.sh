@@ -10,14 +10,17 @@
 #
 # Every STEP recycles (the pool's memory recycles in `recyclerctl --json
 # status`) it stops the pool (recyclerctl stop), waits until no worker is
-# left, prints the daemon's VmRSS (/proc/PID/status), its open descriptors
-# (/proc/PID/fd), its CPU so far and the recycle rate, and starts the pool
-# again: with no worker alive, two checkpoints compare (a live worker holds
-# descriptors and memory of the daemon). At the end, the growth of RSS and
-# fds from the first checkpoint to the last. Target: under 1 % for both
-# from 1,000 to 10,000 recycles. Before about 1,000 recycles the RSS grows
-# as the event ring (EVENTS_MAX = 1024 events, allocated at start, touched
-# as it fills) gets its pages: a smaller STEP shows that, not a leak.
+# left, prints the daemon's VmRSS and RssAnon (/proc/PID/status; RssAnon is
+# its heap and stacks, where a leak shows, the rest of VmRSS is library
+# pages, which grow a little as code paths are first run), its open
+# descriptors (/proc/PID/fd), its CPU so far and the recycle rate, and
+# starts the pool again: with no worker alive, two checkpoints compare (a
+# live worker holds descriptors and memory of the daemon). At the end, the
+# growth of RSS, anon and fds from the first checkpoint to the last.
+# Target: under 1 % from 1,000 to 10,000 recycles. Before about 1,000
+# recycles the RSS grows as the event ring (EVENTS_MAX = 1024 events,
+# allocated at start, touched as it fills) gets its pages: a smaller STEP
+# shows that, not a leak.
 #
 # --valgrind: a shorter soak (RECYCLES 300, WORKERS 4, slower leak) with the
 # daemon under valgrind --leak-check=full; after an orderly stop (SIGTERM)
@@ -159,6 +162,7 @@ checkpoint() {
 		n=$((n - 1))
 	done
 	rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$DPID/status")
+	anon=$(awk '/^RssAnon:/ { print $2 }' "/proc/$DPID/status")
 	fds=$(ls "/proc/$DPID/fd" | wc -l)
 	ticks=$(sed 's/.*) //' "/proc/$DPID/stat" | awk '{ print $12 + $13 }')
 	ctl start soak
@@ -178,9 +182,9 @@ fi
 DPID=$!
 t0=$(now)
 
-printf '%9s %8s %9s %5s %8s %10s  %s\n' recycles "time s" "RSS KiB" fds "CPU s" "recycles/s" "load avg"
+printf '%9s %8s %9s %9s %5s %8s %10s  %s\n' recycles "time s" "RSS KiB" "anon KiB" fds "CPU s" "recycles/s" "load avg"
 next=$STEP
-first_rss= first_fds= last_rss= last_fds=
+first_rss= first_anon= first_fds= last_rss= last_anon= last_fds=
 while :; do
 	if ! kill -0 "$DPID" 2>/dev/null; then
 		echo "soak: the daemon exited; its log:" >&2
@@ -195,11 +199,11 @@ while :; do
 	if [ -n "$n" ] && [ "$n" -ge "$next" ]; then
 		checkpoint
 		t=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
-		printf '%9s %8s %9s %5s %8s %10s  %s\n' "$n" "$t" "$rss" "$fds" \
+		printf '%9s %8s %9s %9s %5s %8s %10s  %s\n' "$n" "$t" "$rss" "$anon" "$fds" \
 		    "$(awk -v c="$ticks" -v hz="$hz" 'BEGIN { printf "%.2f", c / hz }')" \
 		    "$(awk -v n="$n" -v t="$t" 'BEGIN { printf "%.1f", n / t }')" "$(loadavg)"
-		[ -n "$first_rss" ] || { first_rss=$rss; first_fds=$fds; }
-		last_rss=$rss last_fds=$fds
+		[ -n "$first_rss" ] || { first_rss=$rss; first_anon=$anon; first_fds=$fds; }
+		last_rss=$rss last_anon=$anon last_fds=$fds
 		[ "$n" -lt "$RECYCLES" ] || break
 		while [ "$next" -le "$n" ]; do next=$((next + STEP)); done
 		[ "$next" -le "$RECYCLES" ] || next=$RECYCLES
@@ -208,10 +212,11 @@ while :; do
 done
 
 echo
-awk -v r0="$first_rss" -v r1="$last_rss" -v f0="$first_fds" -v f1="$last_fds" \
-    -v s="$STEP" -v n="$n" 'BEGIN {
-	printf "growth from %d to %d recycles: RSS %+.2f%% (%d -> %d KiB), fds %+.2f%% (%d -> %d)\n",
-	    s, n, (r1 - r0) * 100 / r0, r0, r1, (f1 - f0) * 100 / f0, f0, f1 }'
+awk -v r0="$first_rss" -v r1="$last_rss" -v a0="$first_anon" -v a1="$last_anon" \
+    -v f0="$first_fds" -v f1="$last_fds" -v s="$STEP" -v n="$n" 'BEGIN {
+	printf "growth from %d to %d recycles: RSS %+.2f%% (%d -> %d KiB), anon %+.2f%% (%d -> %d KiB), fds %+.2f%% (%d -> %d)\n",
+	    s, n, (r1 - r0) * 100 / r0, r0, r1, (a1 - a0) * 100 / a0, a0, a1,
+	    (f1 - f0) * 100 / f0, f0, f1 }'
 [ -z "$valgrind" ] || echo "(under valgrind the RSS and fds are valgrind's too: read the leak check below)"
 grep -q 'recycling (memory)' "$tmp/daemon.log" ||
     echo "soak: warning: no 'recycling (memory)' line in the daemon's log" >&2
