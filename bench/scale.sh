@@ -117,6 +117,11 @@ want=$((max * 6 + 1024))
 if [ "$(ulimit -n)" -lt "$want" ]; then
 	ulimit -n "$want" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 fi
+if [ "$(ulimit -n)" -lt "$want" ]; then
+	echo "scale: warning: the fd limit is $(ulimit -n) (raising it needs CAP_SYS_RESOURCE)," \
+	    "below the $want that $max workers may need: spawns past about" \
+	    "$(( ($(ulimit -n) - 100) / 5 )) workers will fail" >&2
+fi
 if [ "$max" -gt $(( $(cat /proc/sys/kernel/pid_max) - 2000 )) ]; then
 	echo "scale: kernel.pid_max $(cat /proc/sys/kernel/pid_max) is too low for $max workers" >&2
 	exit 1
