@@ -290,9 +290,20 @@ pid_t
 spawn_fork(const struct spawn_req *r, int status_wfd, pid_t parent,
     bool sibling)
 {
+	sigset_t all, old;
 	bool placed = false;
 	pid_t pid = -1;
+	int saved;
 
+	/*
+	 * Every signal blocked across the fork: one that arrived in the child
+	 * before child() reset the handlers would run ours (or be ignored, in
+	 * the spawn server) and be lost, and a drain signal sent at once
+	 * would then wait for drain_timeout's SIGKILL. Blocked, it stays
+	 * pending until the child has default handlers and unblocks.
+	 */
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, &old);
 	if (r->cgroup_dir_fd != -1) {
 		pid = clone3_flags(r->cgroup_dir_fd, sibling);
 		placed = pid != -1;
@@ -306,6 +317,9 @@ spawn_fork(const struct spawn_req *r, int status_wfd, pid_t parent,
 		pid = fork();
 	if (pid == 0)
 		child(r, status_wfd, parent, placed);
+	saved = errno;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	errno = saved;
 	return pid;
 }
 
