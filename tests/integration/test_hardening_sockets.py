@@ -218,6 +218,11 @@ def test_notify_datagram_from_another_uid_is_dropped_early(recyclerd):
     wait_for(lambda: _status(recyclerd)["notify_dropped"] == 100,
              what="100 dropped datagrams in status")
     assert _metric(recyclerd, "recyclerd_notify_dropped_total") == 100
+    r = subprocess.run([rd.RECYCLERCTL_BIN, "-s", str(recyclerd.control_path),
+                        "status"], capture_output=True, text=True,
+                       timeout=20 * rd.SLOW)
+    assert "notify: 100 datagrams dropped (sender neither root nor the " \
+        "socket's user)" in r.stdout, r.stdout
     assert not recyclerd.log_has(r"not a worker")
     assert not recyclerd.log_has(r"recycling")
     assert recyclerd.workers() == {0: pid}
