@@ -199,6 +199,7 @@ sock_bind(struct notify_sock *ns)
 	struct stat st, pst;
 	mode_t old_mask;
 	int one = 1, fd, pfd = -1, rc, e;
+	bool made = false;		/* st is the file bind() made */
 
 	if (strlen(ns->path) >= sizeof sa.sun_path) {
 		errno = ENAMETOOLONG;
@@ -219,8 +220,10 @@ sock_bind(struct notify_sock *ns)
 	old_mask = umask(0177);
 	rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
 	umask(old_mask);
-	if (rc == -1 || lstat(ns->path, &st) == -1 ||
-	    setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) == -1)
+	if (rc == -1 || lstat(ns->path, &st) == -1)
+		goto fail;
+	made = true;
+	if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) == -1)
 		goto fail;
 	if (ns->uid != geteuid()) {
 		pfd = open(ns->path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
@@ -247,7 +250,7 @@ fail:
 	e = errno;
 	if (pfd != -1)
 		close(pfd);
-	if (rc == 0 && lstat(ns->path, &pst) == 0 &&
+	if (made && lstat(ns->path, &pst) == 0 &&
 	    pst.st_dev == st.st_dev && pst.st_ino == st.st_ino)
 		unlink(ns->path);
 	close(fd);
