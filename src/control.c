@@ -42,6 +42,7 @@
 #include "growth.h"
 #include "log.h"
 #include "metrics.h"
+#include "notify.h"
 #include "policy.h"
 #include "pool.h"
 #include "recyclerd.h"
@@ -631,6 +632,7 @@ cmd_status(struct request *rq)
 	add(o, "version", json_object_new_string(PACKAGE_VERSION));
 	add(o, "pid", json_object_new_int64(rd->pid));
 	add(o, "uptime", j_double(cur->now - rd->started_mono, 3));
+	add(o, "notify_dropped", j_u64(notify_dropped_uid(rd->notify)));
 	add(o, "pools", json_object_new_array());	/* opened by the cursor */
 	return o;
 }

@@ -196,8 +196,8 @@ on_notify(void *arg, pid_t pid, char *buf, size_t len)
 		    (long)pid);
 }
 
-/* Who may send on the notify socket: the users of the pools that run
- * (removed ones still draining included), besides root. */
+/* One notify socket per user of the pools that run (removed ones still
+ * draining included); the others' are removed. */
 static void
 notify_allow_pools(struct recyclerd *rd)
 {
@@ -261,12 +261,13 @@ void
 recyclerd_check(struct recyclerd *rd)
 {
 	struct pool *p, *next;
-	bool settled = true, empty = true;
+	bool settled = true, empty = true, freed = false;
 
 	LIST_FOREACH_SAFE(p, &rd->pools, entry, next) {
 		if (p->state == POOL_REMOVED && pool_is_empty(p)) {
 			log_info("pool %s: removed", p->name);
 			pool_free(p);
+			freed = true;
 			continue;
 		}
 		if (!pool_is_settled(p))
@@ -274,6 +275,8 @@ recyclerd_check(struct recyclerd *rd)
 		if (!pool_is_empty(p))
 			empty = false;
 	}
+	if (freed && !rd->stopping)	/* its user's socket may go now */
+		notify_allow_pools(rd);
 	if (rd->stopping) {
 		if (empty) {
 			rd->done = true;

@@ -2,10 +2,14 @@
 /*
  * memprobe.c - RSS, PSS and USS of a worker's process tree, read from /proc.
  *
- * A probe owns descriptors on its root process's statm, main-thread children
- * file and task directory (and smaps_rollup once asked for), so sampling
- * allocates nothing: a single-threaded worker without children costs three
- * syscalls (pread statm, fstat task, pread children). The kept descriptors
+ * A probe owns a descriptor on its root process's statm (and smaps_rollup
+ * once asked for), and on its task directory and main-thread children file
+ * while the root has children, so sampling allocates nothing: a
+ * single-threaded worker with children costs three syscalls (pread statm,
+ * fstat task, pread children), one without children one (it is walked
+ * only every LONE_REWALK samples, its two walk descriptors opened for that
+ * walk and closed again while it stays alone: at ten thousand workers,
+ * two descriptors each count against RLIMIT_NOFILE). The kept descriptors
  * are bound to the process, not to its number, so a reused pid is never
  * mistaken for the worker. Descendants are found through the children
  * files, opened, read and closed as the walk meets them, in scratch space
@@ -44,6 +48,7 @@ struct memprobe {
 	int		 statm_fd;
 	int		 children_fd;	/* /proc/PID/task/PID/children */
 	int		 task_fd;	/* st_nlink is 2 + live threads */
+					/* both -1 while the root is lone */
 	int		 smaps_fd;	/* -1 until with_smaps is first asked */
 	bool		 lone;		/* the last walk found no descendant */
 	unsigned int	 unwalked;	/* samples since that walk */
@@ -420,16 +425,58 @@ walk_children(struct walk *w, pid_t pid, int task_fd, int children_fd)
 }
 
 /*
+ * The task directory and main-thread children file of the root, kept while
+ * it has children. Opened by number, hence before the statm read that
+ * follows: if the root is still there after the opens, the number was not
+ * reused meanwhile and the descriptors are the root's. -1 with errno.
+ */
+static int
+open_walk_fds(struct memprobe *p)
+{
+	char path[PROC_PATH_SIZE];
+	int err;
+
+	if (p->task_fd != -1)
+		return 0;
+	snprintf(path, sizeof path, "/proc/%d/task", (int)p->pid);
+	p->task_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (p->task_fd == -1)
+		return -1;
+	snprintf(path, sizeof path, "%d/children", (int)p->pid);
+	p->children_fd = openat(p->task_fd, path, O_RDONLY | O_CLOEXEC);
+	if (p->children_fd == -1) {
+		err = errno;
+		close(p->task_fd);
+		p->task_fd = -1;
+		errno = err;
+		return -1;
+	}
+	return 0;
+}
+
+static void
+close_walk_fds(struct memprobe *p)
+{
+	if (p->children_fd != -1)
+		close(p->children_fd);
+	if (p->task_fd != -1)
+		close(p->task_fd);
+	p->children_fd = p->task_fd = -1;
+}
+
+/*
  * NULL with errno ESRCH if pid is gone, EOPNOTSUPP on a kernel without
- * CONFIG_PROC_CHILDREN, or the open's errno (EMFILE: four descriptors per
- * probe once smaps_rollup has been read).
+ * CONFIG_PROC_CHILDREN, or the open's errno (EMFILE). Only statm is kept
+ * open from here; the first sample walks (opening the walk descriptors)
+ * and decides whether the root is lone.
  */
 struct memprobe *
 memprobe_new(pid_t pid)
 {
+	static bool children_known;	/* the kernel has children files */
 	struct memprobe *p;
 	char path[PROC_PATH_SIZE];
-	int dirfd, err;
+	int dirfd, fd, err;
 
 	if (pid <= 0) {
 		errno = EINVAL;
@@ -442,8 +489,6 @@ memprobe_new(pid_t pid)
 		p->page_size = 4096;
 	p->statm_fd = p->children_fd = p->task_fd = p->smaps_fd = -1;
 
-	/* All three through one directory descriptor, so all three belong
-	 * to one process even if the number were reused meanwhile. */
 	snprintf(path, sizeof path, "/proc/%d", (int)pid);
 	dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd == -1)
@@ -451,20 +496,22 @@ memprobe_new(pid_t pid)
 	p->statm_fd = openat(dirfd, "statm", O_RDONLY | O_CLOEXEC);
 	if (p->statm_fd == -1)
 		goto fail_dir;
-	p->task_fd = openat(dirfd, "task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (p->task_fd == -1)
-		goto fail_dir;
+	/* Once per daemon: the kernel's configuration does not change. */
 	snprintf(path, sizeof path, "task/%d/children", (int)pid);
-	p->children_fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
-	if (p->children_fd == -1) {
-		/*
-		 * Without CONFIG_PROC_CHILDREN the process is there but its
-		 * children file is not: say so rather than "gone".
-		 */
-		if (errno == ENOENT &&
-		    pread_once(p->statm_fd, path, sizeof path) != -1)
-			errno = EOPNOTSUPP;
-		goto fail_dir;
+	if (!children_known) {
+		if ((fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC)) == -1) {
+			/*
+			 * Without CONFIG_PROC_CHILDREN the process is there
+			 * but its children file is not: say so rather than
+			 * "gone".
+			 */
+			if (errno == ENOENT &&
+			    pread_once(p->statm_fd, path, sizeof path) != -1)
+				errno = EOPNOTSUPP;
+			goto fail_dir;
+		}
+		close(fd);
+		children_known = true;
 	}
 	close(dirfd);
 	return p;
@@ -487,10 +534,7 @@ memprobe_free(struct memprobe *p)
 		return;
 	if (p->statm_fd != -1)
 		close(p->statm_fd);
-	if (p->children_fd != -1)
-		close(p->children_fd);
-	if (p->task_fd != -1)
-		close(p->task_fd);
+	close_walk_fds(p);
 	if (p->smaps_fd != -1)
 		close(p->smaps_fd);
 	free(p);
@@ -693,19 +737,29 @@ memprobe_sample_roots(struct memprobe *p, const pid_t *extra, size_t nextra,
 		.buf_size = sizeof scratch.children,
 	};
 	size_t i;
+	bool walk;
 
 	w.queue[0] = p->pid;
 	last_walk_probe = NULL;
+	walk = !p->lone || with_smaps || nextra > 0 ||
+	    ++p->unwalked >= LONE_REWALK;
+	/* Before sample_root(): its statm read proves them the root's. If
+	 * the opens fail (EMFILE), the walk below goes by number. */
+	if (walk)
+		(void)open_walk_fds(p);
 	if (sample_root(p, with_smaps, &s) == -1)
 		return -1;
-	if (p->lone && !with_smaps && nextra == 0 &&
-	    ++p->unwalked < LONE_REWALK) {
+	if (!walk) {
 		*out = s;
 		return 0;
 	}
 	(void)walk_children(&w, p->pid, p->task_fd, p->children_fd);
 	p->lone = w.n == 1;
 	p->unwalked = 0;
+	/* Alone: no need to keep them for the next walk, 8 samples away. A
+	 * worker with adopted orphans walks at every sample: kept. */
+	if (p->lone && nextra == 0)
+		close_walk_fds(p);
 	for (i = 0; i < nextra && w.n < w.max; i++)
 		w.queue[w.n++] = extra[i];
 	for (i = 1; i < w.n; i++) {

@@ -21,6 +21,7 @@
 #include "events.h"
 #include "growth.h"
 #include "memprobe.h"
+#include "notify.h"
 #include "policy.h"
 #include "pool.h"
 #include "recyclerd.h"
@@ -111,6 +112,12 @@ render_daemon(FILE *f, struct recyclerd *rd, double now)
 	    "Worker and pool events recorded since the daemon started.");
 	fprintf(f, "recyclerd_events_total %" PRIu64 "\n",
 	    last ? last->seq : 0);
+
+	family(f, "recyclerd_notify_dropped_total", "counter",
+	    "Notify datagrams dropped because their sender was neither root "
+	    "nor the user of the socket they came in on.");
+	fprintf(f, "recyclerd_notify_dropped_total %llu\n",
+	    notify_dropped_uid(rd->notify));
 }
 
 static void

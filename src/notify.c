@@ -4,17 +4,20 @@
  *
  * SO_PASSCRED makes the kernel attach the sender's pid, uid and gid to every
  * datagram, whatever the sender claims; the pid is what main.c checks
- * against its workers. The socket file is mode 0666 so that workers running
- * as another user can send: who sent is checked per message, not by the
- * file mode, in two steps. Here, cheaply: a datagram whose sender uid is
- * neither root nor one of the pools' users is dropped at once, before the
- * callback would read /proc to find the sender's worker (up to 16 reads),
- * so a flood by another local user costs one recvmsg per datagram. Then
- * the callback: the pid must be a worker or in a worker's tree.
+ * against its workers.
  *
- * The file is ours only while its inode is the one bind() made: a stale
+ * One socket per user that runs a pool, mode 0600 and owned by that user:
+ * the daemon's own uid (pools without user=) gets <base>, any other user
+ * <base minus .sock>.<uid>.sock. Nobody else can even connect, so another
+ * local user cannot fill a queue a worker sends to. The uid is checked
+ * again per datagram anyway, before the callback would read /proc to find
+ * the sender's worker (up to 16 reads): a socket connected by its user and
+ * handed to (or kept across a setuid by) another process carries that
+ * process's uid, and such datagrams are dropped at once and counted.
+ *
+ * A file is ours only while its inode is the one bind() made: a stale
  * socket is replaced, a live one (another daemon's) or any other file is
- * an error, and at exit only our own inode is unlinked.
+ * an error, and only our own inode is ever unlinked.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,34 +35,30 @@
 #define NOTIFY_MAX	4096	/* sd_notify messages are small */
 #define NOTIFY_BURST	64	/* datagrams per wake-up, then yield */
 
-struct notify {
-	struct ev_loop	*loop;
+/* One user's socket. fd -1: making it failed, retried at the next
+ * notify_allow_uids() (the path is what that user's workers were told). */
+struct notify_sock {
+	struct notify	*set;
 	ev_io		 io;
 	int		 fd;
+	uid_t		 uid;		/* its owner, who may send */
 	char		*path;
 	dev_t		 dev;		/* of the file bind() made */
 	ino_t		 ino;
+	bool		 keep;		/* for notify_allow_uids() */
+};
+
+struct notify {
+	struct ev_loop	*loop;
+	char		*base;		/* the daemon's own uid's path */
 	notify_cb	*cb;
 	void		*arg;
-	uid_t		*uids;		/* who may send besides root */
-	size_t		 nuids;
+	struct notify_sock **socks;
+	size_t		 nsocks;
 	unsigned long long dropped_uid;	/* datagrams refused by uid */
 	double		 uid_log_mono;	/* last time they were logged */
 	unsigned long long uid_logged;	/* dropped_uid then */
 };
-
-static bool
-uid_allowed(const struct notify *n, uid_t uid)
-{
-	size_t i;
-
-	if (uid == 0)
-		return true;
-	for (i = 0; i < n->nuids; i++)
-		if (n->uids[i] == uid)
-			return true;
-	return false;
-}
 
 /* At most one line a second, whatever the flood. */
 static void
@@ -69,8 +68,8 @@ log_dropped_uid(struct notify *n, uid_t uid, pid_t pid)
 
 	if (now - n->uid_log_mono < 1.0)
 		return;
-	log_warn("notify: dropped %llu datagram%s from users that run no "
-	    "pool (last: uid %lu, pid %ld)", n->dropped_uid - n->uid_logged,
+	log_warn("notify: dropped %llu datagram%s from users other than "
+	    "the socket's (last: uid %lu, pid %ld)", n->dropped_uid - n->uid_logged,
 	    n->dropped_uid - n->uid_logged == 1 ? "" : "s",
 	    (unsigned long)uid, (long)pid);
 	n->uid_log_mono = now;
@@ -80,7 +79,8 @@ log_dropped_uid(struct notify *n, uid_t uid, pid_t pid)
 static void
 notify_read_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
-	struct notify *n = io->data;
+	struct notify_sock *ns = io->data;
+	struct notify *n = ns->set;
 	char buf[NOTIFY_MAX + 1];
 	union {
 		struct cmsghdr	 align;
@@ -102,7 +102,7 @@ notify_read_cb(struct ev_loop *loop, ev_io *io, int revents)
 		msg.msg_iovlen = 1;
 		msg.msg_control = &ctl;
 		msg.msg_controllen = sizeof ctl;
-		len = recvmsg(n->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC |
+		len = recvmsg(ns->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC |
 		    MSG_TRUNC);
 		if (len == -1) {
 			if (errno != EAGAIN && errno != EINTR)
@@ -133,7 +133,8 @@ notify_read_cb(struct ev_loop *loop, ev_io *io, int revents)
 			    "credentials");
 			continue;
 		}
-		if (!uid_allowed(n, cred.uid)) {
+		/* Root may send anywhere; else only the socket's user. */
+		if (cred.uid != 0 && cred.uid != ns->uid) {
 			n->dropped_uid++;
 			log_dropped_uid(n, cred.uid, cred.pid);
 			continue;
@@ -184,79 +185,206 @@ clear_stale(const struct sockaddr_un *sa)
 	return 0;
 }
 
+/*
+ * Born mode 0600 (fchmod of the socket before bind(), with a umask that
+ * cannot widen it), then given to uid through an O_PATH | O_NOFOLLOW
+ * descriptor checked to be the very file bind() made. The directory is
+ * root's and nobody else's (main.c checks), so the lstat names our file.
+ * -1 with errno.
+ */
+static int
+sock_bind(struct notify_sock *ns)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st, pst;
+	mode_t old_mask;
+	int one = 1, fd, pfd = -1, rc, e;
+	bool made = false;		/* st is the file bind() made */
+
+	if (strlen(ns->path) >= sizeof sa.sun_path) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	strcpy(sa.sun_path, ns->path);
+	if (clear_stale(&sa) == -1)
+		return -1;
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd == -1)
+		return -1;
+	if (fchmod(fd, 0600) == -1) {
+		e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	old_mask = umask(0177);
+	rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+	umask(old_mask);
+	if (rc == -1 || lstat(ns->path, &st) == -1)
+		goto fail;
+	made = true;
+	if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) == -1)
+		goto fail;
+	if (ns->uid != geteuid()) {
+		pfd = open(ns->path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (pfd == -1 || fstat(pfd, &pst) == -1)
+			goto fail;
+		if (pst.st_dev != st.st_dev || pst.st_ino != st.st_ino) {
+			errno = ESTALE;		/* not the file we made */
+			goto fail;
+		}
+		if (fchownat(pfd, "", ns->uid, (gid_t)-1,
+		    AT_EMPTY_PATH) == -1)
+			goto fail;
+		close(pfd);
+	}
+	ns->fd = fd;
+	ns->dev = st.st_dev;
+	ns->ino = st.st_ino;
+	ev_io_init(&ns->io, notify_read_cb, fd, EV_READ);
+	ns->io.data = ns;
+	ev_io_start(ns->set->loop, &ns->io);
+	return 0;
+
+fail:
+	e = errno;
+	if (pfd != -1)
+		close(pfd);
+	if (made && lstat(ns->path, &pst) == 0 &&
+	    pst.st_dev == st.st_dev && pst.st_ino == st.st_ino)
+		unlink(ns->path);
+	close(fd);
+	errno = e;
+	return -1;
+}
+
+/* Stop receiving and unlink the file if it is still ours. */
+static void
+sock_unbind(struct notify_sock *ns)
+{
+	struct stat st;
+
+	if (ns->fd == -1)
+		return;
+	ev_io_stop(ns->set->loop, &ns->io);
+	close(ns->fd);
+	ns->fd = -1;
+	/* Another daemon may have taken the path over since: not ours. */
+	if (lstat(ns->path, &st) == 0 && st.st_dev == ns->dev &&
+	    st.st_ino == ns->ino)
+		(void)unlink(ns->path);
+}
+
+static struct notify_sock *
+sock_find(const struct notify *n, uid_t uid)
+{
+	size_t i;
+
+	for (i = 0; i < n->nsocks; i++)
+		if (n->socks[i]->uid == uid)
+			return n->socks[i];
+	return NULL;
+}
+
+/* The entry for uid, its socket bound (or fd -1 with errno). */
+static struct notify_sock *
+sock_add(struct notify *n, uid_t uid)
+{
+	struct notify_sock *ns = xcalloc(1, sizeof *ns);
+	size_t len = strlen(n->base);
+
+	ns->set = n;
+	ns->fd = -1;
+	ns->uid = uid;
+	if (uid == geteuid())
+		ns->path = xstrdup(n->base);
+	else {
+		if (len > 5 && strcmp(n->base + len - 5, ".sock") == 0)
+			len -= 5;
+		xasprintf(&ns->path, "%.*s.%lu.sock", (int)len, n->base,
+		    (unsigned long)uid);
+	}
+	n->socks = xrealloc(n->socks, (n->nsocks + 1) * sizeof *n->socks);
+	n->socks[n->nsocks++] = ns;
+	(void)sock_bind(ns);
+	return ns;
+}
+
+static void
+sock_free(struct notify_sock *ns)
+{
+	sock_unbind(ns);
+	free(ns->path);
+	free(ns);
+}
+
 struct notify *
 notify_open(struct ev_loop *loop, const char *path, notify_cb *cb, void *arg)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct notify *n;
-	struct stat st;
-	mode_t old_mask;
-	int one = 1, fd, rc, e;
+	struct notify *n = xcalloc(1, sizeof *n);
+	struct notify_sock *ns;
+	int e;
 
-	if (strlen(path) >= sizeof sa.sun_path) {
-		errno = ENAMETOOLONG;
-		return NULL;
-	}
-	strcpy(sa.sun_path, path);
-	if (clear_stale(&sa) == -1)
-		return NULL;
-	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd == -1)
-		return NULL;
-	/* Born 0666 (no chmod by path afterwards). The directory is root's
-	 * and nobody else's (main.c checks), so the lstat names our file. */
-	old_mask = umask(0111);
-	rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
-	umask(old_mask);
-	if (rc == -1 || lstat(path, &st) == -1 ||
-	    setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) == -1) {
+	n->loop = loop;
+	n->base = xstrdup(path);
+	n->cb = cb;
+	n->arg = arg;
+	/* The daemon's own socket now: a live one at the path is another
+	 * daemon's, found before the pools start. */
+	ns = sock_add(n, geteuid());
+	if (ns->fd == -1) {
 		e = errno;
-		if (rc == 0)
-			unlink(path);
-		close(fd);
+		notify_close(n);
 		errno = e;
 		return NULL;
 	}
-	n = xcalloc(1, sizeof *n);
-	n->loop = loop;
-	n->fd = fd;
-	n->dev = st.st_dev;
-	n->ino = st.st_ino;
-	n->path = xstrdup(path);
-	n->cb = cb;
-	n->arg = arg;
-	ev_io_init(&n->io, notify_read_cb, fd, EV_READ);
-	n->io.data = n;
-	ev_io_start(loop, &n->io);
 	return n;
 }
 
 void
 notify_close(struct notify *n)
 {
-	struct stat st;
+	size_t i;
 
 	if (n == NULL)
 		return;
-	ev_io_stop(n->loop, &n->io);
-	close(n->fd);
-	/* Another daemon may have taken the path over since: not ours. */
-	if (lstat(n->path, &st) == 0 && st.st_dev == n->dev &&
-	    st.st_ino == n->ino)
-		(void)unlink(n->path);
-	free(n->uids);
-	free(n->path);
+	for (i = 0; i < n->nsocks; i++)
+		sock_free(n->socks[i]);
+	free(n->socks);
+	free(n->base);
 	free(n);
 }
 
 void
 notify_allow_uids(struct notify *n, const uid_t *uids, size_t count)
 {
-	free(n->uids);
-	n->uids = xcalloc(count + 1, sizeof *n->uids);
-	if (count > 0)
-		memcpy(n->uids, uids, count * sizeof *uids);
-	n->nuids = count;
+	struct notify_sock *ns;
+	size_t i, j;
+
+	for (i = 0; i < n->nsocks; i++)
+		n->socks[i]->keep = false;
+	for (i = 0; i < count; i++) {
+		if ((ns = sock_find(n, uids[i])) == NULL)
+			ns = sock_add(n, uids[i]);
+		else if (ns->fd == -1)
+			(void)sock_bind(ns);
+		else {
+			ns->keep = true;
+			continue;
+		}
+		ns->keep = true;
+		if (ns->fd == -1)
+			log_err("notify: unable to bind %s for uid %lu: %s",
+			    ns->path, (unsigned long)ns->uid, strerror(errno));
+	}
+	/* No pool runs as that user any more: its socket goes. */
+	for (i = j = 0; i < n->nsocks; i++) {
+		if (n->socks[i]->keep)
+			n->socks[j++] = n->socks[i];
+		else
+			sock_free(n->socks[i]);
+	}
+	n->nsocks = j;
 }
 
 unsigned long long
@@ -268,14 +396,27 @@ notify_dropped_uid(const struct notify *n)
 void
 notify_flush(struct notify *n)
 {
-	if (n != NULL)
-		notify_read_cb(n->loop, &n->io, EV_READ);
+	size_t i;
+
+	if (n == NULL)
+		return;
+	for (i = 0; i < n->nsocks; i++)
+		if (n->socks[i]->fd != -1)
+			notify_read_cb(n->loop, &n->socks[i]->io, EV_READ);
 }
 
 const char *
-notify_path(const struct notify *n)
+notify_path(struct notify *n, uid_t uid)
 {
-	return n->path;
+	struct notify_sock *ns;
+
+	if ((ns = sock_find(n, uid)) != NULL)
+		return ns->path;
+	ns = sock_add(n, uid);
+	if (ns->fd == -1)
+		log_err("notify: unable to bind %s for uid %lu: %s", ns->path,
+		    (unsigned long)uid, strerror(errno));
+	return ns->path;
 }
 
 void

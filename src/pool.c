@@ -176,7 +176,8 @@ pool_prepare(struct pool *p)
 				env[i++] = xstrdup(*e);
 	for (e = cfg->env; e != NULL && *e != NULL; e++)
 		env[i++] = xstrdup(*e);
-	xasprintf(&env[i++], "NOTIFY_SOCKET=%s", notify_path(p->rd->notify));
+	xasprintf(&env[i++], "NOTIFY_SOCKET=%s", notify_path(p->rd->notify,
+	    cfg->user != NULL ? cfg->uid : geteuid()));
 	xasprintf(&env[i++], "RECYCLERD_POOL=%s", p->name);
 	env[i] = NULL;
 	strv_free(p->env);

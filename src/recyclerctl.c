@@ -520,6 +520,11 @@ print_status(FILE *f, json_object *o)
 	put_clean(f, jstr(o, "version"), false);
 	fprintf(f, ", pid %" PRIu64 ", up %s\n", ju64(o, "pid"),
 	    fmt_seconds(o, "uptime", buf, sizeof buf));
+	/* Only when there are some: someone else's process used a socket. */
+	if (ju64(o, "notify_dropped") > 0)
+		fprintf(f, "notify: %" PRIu64 " datagrams dropped (sender "
+		    "neither root nor the socket's user)\n",
+		    ju64(o, "notify_dropped"));
 	if (pools == NULL || !json_object_is_type(pools, json_type_array))
 		return;
 	if (json_object_array_length(pools) == 0)

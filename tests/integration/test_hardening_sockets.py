@@ -2,14 +2,18 @@
 """Hardening of the daemon's sockets and files against local users (see
 docs/security.md): a worker's user cannot make the daemon chmod/chown
 through a link, two daemons sharing a socket directory keep their own
-notify sockets, a notify flood from another user is dropped before any
-/proc work, and a configuration another user could change is refused."""
+notify sockets, each pool user's notify socket is reachable by that
+user only and datagrams from another uid are dropped before any /proc
+work, and a configuration another user could change is refused."""
 
+import json
 import os
 import pwd
+import re
 import signal
 import socket
 import stat
+import subprocess
 
 import recyclerd as rd
 from recyclerd import c_worker, read_environ, run_recyclerd, \
@@ -103,34 +107,125 @@ def test_two_daemons_with_control_sockets_in_one_directory(recyclerd):
     assert not problems, problems
 
 
-def test_notify_flood_from_another_user_is_dropped_early(recyclerd):
-    # The pool runs as root (no user=): nobody runs no pool, so nobody's
-    # datagrams are dropped by uid before the /proc walk that looks for
-    # the sender's worker ("not a worker" is that walk's verdict). The
-    # worker speaks sd_notify through libsystemd.
+def _status(d):
+    r = subprocess.run([rd.RECYCLERCTL_BIN, "-s", str(d.control_path),
+                        "--json", "status"], capture_output=True,
+                       text=True, timeout=20 * rd.SLOW)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def _metric(d, name):
+    r = subprocess.run([rd.RECYCLERCTL_BIN, "-s", str(d.control_path),
+                        "metrics"], capture_output=True, text=True,
+                       timeout=20 * rd.SLOW)
+    assert r.returncode == 0, r.stderr
+    m = re.search(rf"^{name} (\S+)$", r.stdout, re.M)
+    assert m, f"no {name} in the metrics"
+    return float(m.group(1))
+
+
+def test_notify_sockets_only_reachable_by_the_pools_users(recyclerd):
+    # The root pool's socket is root's, mode 0600: another local user
+    # cannot even send to it, so cannot fill its queue. The nobody pool
+    # gets its own socket, nobody's, mode 0600, and its workers report
+    # through it. The workers speak sd_notify through libsystemd.
     os.chmod(recyclerd.dir, 0o711)
-    recyclerd.write_config(command=c_worker("--leak", "0"),
-                           ready_timeout="5s")
+    recyclerd.write_config(pools={
+        "web": {"command": c_worker("--leak", "0"), "ready_timeout": "5s"},
+        "app": {"command": c_worker("--leak", "0"), "ready_timeout": "5s",
+                "user": "nobody", "directory": "/"},
+    })
     recyclerd.start()
     [pid] = recyclerd.wait_ready_workers(1).values()
+    [apid] = recyclerd.wait_ready_workers(1, pool="app").values()
     addr = _notify_address(pid)
+    aaddr = _notify_address(apid)
+    assert addr != aaddr
+    st = os.lstat(addr)
+    assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600
+    assert st.st_uid == 0
+    st = os.lstat(aaddr)
+    assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600
+    assert st.st_uid == NOBODY.pw_uid
 
-    def flood():
+    def send_to_root():
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-            s.setblocking(False)
-            for _ in range(2000):
-                try:
-                    s.sendto(b"READY=1\nRECYCLE=1", addr)
-                except BlockingIOError:
-                    pass
-    as_nobody(flood)
-    recyclerd.wait_log(r"notify: dropped \d+ datagrams? from users that run "
-                       rf"no pool \(last: uid {NOBODY.pw_uid}, pid \d+\)")
-    assert not recyclerd.log_has(r"not a worker")
-    assert not recyclerd.log_has(r"recycling")
+            try:
+                s.sendto(b"READY=1\nRECYCLE=1", addr)
+            except PermissionError:
+                return
+            raise AssertionError("nobody could send to root's socket")
+    as_nobody(send_to_root)
+
+    def send_to_own():
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.sendto(b"STATUS=hello", aaddr)
+    as_nobody(send_to_own)
+    recyclerd.wait_log(r"notify: dropped message from pid \d+: not a "
+                       r"worker")
     os.kill(pid, signal.SIGKILL)
     recyclerd.wait_replaced(pid)
     recyclerd.wait_ready_workers(1)
+    os.kill(apid, signal.SIGKILL)
+    recyclerd.wait_replaced(apid, pool="app")
+    recyclerd.wait_ready_workers(1, pool="app")
+    assert not recyclerd.log_has(r"recycling|ready_timeout")
+
+    # No pool runs as nobody any more: its socket goes, root's stays.
+    recyclerd.write_config(pools={
+        "web": {"command": c_worker("--leak", "0"), "ready_timeout": "5s"},
+    })
+    recyclerd.reload()
+    wait_for(lambda: not os.path.lexists(aaddr),
+             what="nobody's notify socket removed")
+    assert os.path.exists(addr)
+
+
+def test_notify_datagram_from_another_uid_is_dropped_early(recyclerd):
+    # A socket connected by the pool's user keeps working after a setuid:
+    # the kernel stamps the sender's uid now, and the daemon drops it
+    # before the /proc walk that looks for the sender's worker ("not a
+    # worker" is that walk's verdict), counting it in status and metrics.
+    os.chmod(recyclerd.dir, 0o711)
+    recyclerd.write_config(command=c_worker("--leak", "0"),
+                           ready_timeout="5s", user="nobody", directory="/")
+    recyclerd.start()
+    [pid] = recyclerd.wait_ready_workers(1).values()
+    addr = _notify_address(pid)
+    other = pwd.getpwnam("daemon")
+    assert _status(recyclerd)["notify_dropped"] == 0
+
+    child = os.fork()
+    if child == 0:
+        code = 1
+        try:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            s.connect(addr)
+            os.setgroups([])
+            os.setgid(other.pw_gid)
+            os.setuid(other.pw_uid)
+            for _ in range(100):
+                s.send(b"READY=1\nRECYCLE=1")
+            code = 0
+        finally:
+            os._exit(code)
+    _, st = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(st) == 0
+    recyclerd.wait_log(r"notify: dropped \d+ datagrams? from users other "
+                       rf"than the socket's \(last: uid {other.pw_uid}, "
+                       r"pid \d+\)")
+    wait_for(lambda: _status(recyclerd)["notify_dropped"] == 100,
+             what="100 dropped datagrams in status")
+    assert _metric(recyclerd, "recyclerd_notify_dropped_total") == 100
+    r = subprocess.run([rd.RECYCLERCTL_BIN, "-s", str(recyclerd.control_path),
+                        "status"], capture_output=True, text=True,
+                       timeout=20 * rd.SLOW)
+    assert "notify: 100 datagrams dropped (sender neither root nor the " \
+        "socket's user)" in r.stdout, r.stdout
+    assert not recyclerd.log_has(r"not a worker")
+    assert not recyclerd.log_has(r"recycling")
+    assert recyclerd.workers() == {0: pid}
 
 
 def test_configuration_writable_by_others_is_refused(recyclerd):

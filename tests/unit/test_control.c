@@ -540,6 +540,7 @@ test_metrics_exposition(void **state)
 	    "slot=\"0\",pid=\"1001\"} ");
 	assert_has(m, "recyclerd_daemon_rss_bytes 3145728\n");
 	assert_has(m, "recyclerd_events_total 3\n");
+	assert_has(m, "recyclerd_notify_dropped_total 5\n");
 	assert_has(m, "recyclerd_uptime_seconds 36");
 	assert_has(m, "recyclerd_build_info{version=\"" PACKAGE_VERSION
 	    "\"} 1\n");

@@ -833,16 +833,85 @@ test_probe_leaks_no_descriptor(void **state)
 	before = count_fds();
 	p = memprobe_new(child);
 	assert_non_null(p);
-	assert_int_equal(count_fds(), before + 3);
+	assert_int_equal(count_fds(), before + 1);	/* statm */
 	for (i = 0; i < 3; i++) {
 		assert_int_equal(memprobe_sample(p, i > 0, &s), 0);
 		assert_int_equal(s.nprocs, 2);
 	}
-	assert_int_equal(count_fds(), before + 4);	/* + smaps_rollup */
+	/* + task directory and children file (it has a child), then
+	 * smaps_rollup */
+	assert_int_equal(count_fds(), before + 4);
 	assert_int_equal(memprobe_tree(child, pids, nitems(pids)), 2);
 	(void)memprobe_self_rss();
 	memprobe_free(p);
 	assert_int_equal(count_fds(), before);
+}
+
+/*
+ * A worker without children keeps only its statm open: the walk
+ * descriptors are opened for the walk every LONE_REWALK samples and closed
+ * again; a child makes it keep them.
+ */
+static void
+test_lone_worker_keeps_one_descriptor(void **state)
+{
+	struct memprobe *p;
+	struct mem_sample s;
+	struct pollfd pfd;
+	pid_t child, gc;
+	int fds[2], before, i;
+
+	assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+	signal(SIGUSR1, on_usr1);
+	child = fork();
+	assert_true(child != -1);
+	if (child == 0) {
+		forked_setup();
+		while (!fork_now)
+			pause();
+		if (fork() == 0) {
+			forked_setup();
+			report_and_wait(fds[1]);
+		}
+		/* Reap it when the test kills it: alone again. */
+		while (wait(NULL) == -1 && errno == EINTR)
+			;
+		for (;;)
+			pause();
+	}
+	signal(SIGUSR1, SIG_DFL);
+	started[nstarted++] = child;
+	close(fds[1]);
+	before = count_fds();
+	assert_non_null(p = memprobe_new(child));
+	assert_int_equal(count_fds(), before + 1);
+	for (i = 0; i < 20; i++) {
+		assert_int_equal(memprobe_sample(p, false, &s), 0);
+		assert_int_equal(s.nprocs, 1);
+		assert_int_equal(count_fds(), before + 1);
+	}
+
+	assert_int_equal(kill(child, SIGUSR1), 0);
+	pfd = (struct pollfd){ .fd = fds[0], .events = POLLIN };
+	assert_int_equal(poll(&pfd, 1, 10000), 1);
+	assert_int_equal(read(fds[0], &gc, sizeof gc), sizeof gc);
+	started[nstarted++] = gc;
+	close(fds[0]);
+	for (i = 0; i < 16 && s.nprocs < 2; i++)
+		assert_int_equal(memprobe_sample(p, false, &s), 0);
+	assert_int_equal(s.nprocs, 2);
+	assert_int_equal(count_fds(), before - 1 + 3);	/* pipe end closed */
+
+	assert_int_equal(kill(gc, SIGKILL), 0);
+	for (i = 0; i < 1000 && s.nprocs > 1; i++) {
+		usleep(10000);
+		assert_int_equal(memprobe_sample(p, false, &s), 0);
+	}
+	assert_int_equal(s.nprocs, 1);
+	assert_int_equal(count_fds(), before - 1 + 1);
+	memprobe_free(p);
+	assert_int_equal(count_fds(), before - 1);
+	stop_all(state);
 }
 
 static void
@@ -942,6 +1011,8 @@ main(void)
 		cmocka_unit_test_teardown(test_probe_leaks_no_descriptor,
 		    stop_all),
 		cmocka_unit_test_teardown(test_sample_zombie_root_has_no_memory,
+		    stop_all),
+		cmocka_unit_test_teardown(test_lone_worker_keeps_one_descriptor,
 		    stop_all),
 		cmocka_unit_test(test_new_refuses_bad_pids),
 		cmocka_unit_test(test_sample_self),
