@@ -80,7 +80,18 @@ struct opt {
 #define OPT_MAIN_ONLY	0x2		/* only in the main file */
 #define OPT_SOCKET	0x4		/* a unix socket path: length bound */
 #define OPT_AUTO	0x8		/* OPT_UINT: "auto" stores 0 */
+	/* What a reload that changes the key needs (enum config_change);
+	 * a key with none of these respawns the workers, the safe choice. */
+#define OPT_CHANGE_RESPAWN 0x0
+#define OPT_CHANGE_NONE	0x10
+#define OPT_CHANGE_LIMITS 0x20
+#define OPT_CHANGE_RESTART 0x40
 };
+
+#define CHANGE_OF(flags) \
+	((flags) & OPT_CHANGE_RESTART ? CHANGE_RESTART : \
+	 (flags) & OPT_CHANGE_LIMITS ? CHANGE_LIMITS : \
+	 (flags) & OPT_CHANGE_NONE ? CHANGE_NONE : CHANGE_RESPAWN)
 
 static const char *const cgroup_names[] = {
 	[CGROUP_AUTO] = "auto", [CGROUP_V2] = "v2", [CGROUP_V1] = "v1",
@@ -102,87 +113,102 @@ static const char *const metric_names[] = {
 /*
  * Every key, once: X(section, name, type, field, default, min, max, names,
  * flags). It expands into config_keys[] (public) and opts[] (the parser's),
- * so the two cannot drift apart.
+ * so the two cannot drift apart. The OPT_CHANGE_* flag says what a reload
+ * changing the key needs; config_diff_pool() and config_diff_daemon() walk
+ * the table with it.
  */
 #define CONFIG_OPTIONS(X) \
 	X("recyclerd", "pools_dir", OPT_PATH, D(pools_dir), \
-	    SYSCONFDIR "/recyclerd/pools.d", 0, 0, NULL, OPT_MAIN_ONLY) \
+	    SYSCONFDIR "/recyclerd/pools.d", 0, 0, NULL, \
+	    OPT_MAIN_ONLY | OPT_CHANGE_NONE) \
 	X("recyclerd", "control_socket", OPT_PATH, D(control_socket), \
-	    CONFIG_DEFAULT_SOCKET, 0, 0, NULL, OPT_SOCKET) \
+	    CONFIG_DEFAULT_SOCKET, 0, 0, NULL, \
+	    OPT_SOCKET | OPT_CHANGE_RESTART) \
 	X("recyclerd", "control_group", OPT_CTLGROUP, D(control_group), \
-	    NULL, 0, 0, NULL, 0) \
+	    NULL, 0, 0, NULL, OPT_CHANGE_NONE) \
 	X("recyclerd", "log_level", OPT_LOGLEVEL, D(log_level), "info", \
-	    0, 0, NULL, 0) \
+	    0, 0, NULL, OPT_CHANGE_NONE) \
 	X("recyclerd", "cgroup", OPT_ENUM, D(cgroup), "auto", 0, 0, \
-	    cgroup_names, 0) \
-	X("pool", "command", OPT_ARGV, P(argv), NULL, 0, 0, NULL, 0) \
-	X("pool", "workers", OPT_UINT, P(workers), "1", 0, 10000, NULL, 0) \
-	X("pool", "user", OPT_NAME, P(user), NULL, 0, 0, NULL, 0) \
-	X("pool", "group", OPT_NAME, P(group), NULL, 0, 0, NULL, 0) \
-	X("pool", "directory", OPT_DIR, P(directory), NULL, 0, 0, NULL, 0) \
+	    cgroup_names, OPT_CHANGE_RESTART) \
+	X("pool", "command", OPT_ARGV, P(argv), NULL, 0, 0, NULL, \
+	    OPT_CHANGE_RESPAWN) \
+	X("pool", "workers", OPT_UINT, P(workers), "1", 0, 10000, NULL, \
+	    OPT_CHANGE_NONE) \
+	X("pool", "user", OPT_NAME, P(user), NULL, 0, 0, NULL, \
+	    OPT_CHANGE_RESPAWN) \
+	X("pool", "group", OPT_NAME, P(group), NULL, 0, 0, NULL, \
+	    OPT_CHANGE_RESPAWN) \
+	X("pool", "directory", OPT_DIR, P(directory), NULL, 0, 0, NULL, \
+	    OPT_CHANGE_RESPAWN) \
 	X("pool", "environment", OPT_ENV, P(env), NULL, 0, 0, NULL, \
-	    OPT_REPEAT) \
+	    OPT_REPEAT | OPT_CHANGE_RESPAWN) \
 	X("pool", "no_new_privs", OPT_BOOL, P(no_new_privs), NULL, 0, 0, \
-	    NULL, 0) \
+	    NULL, OPT_CHANGE_RESPAWN) \
 	X("pool", "capabilities", OPT_CAPS, P(capabilities), NULL, 0, 0, \
-	    NULL, 0) \
-	X("pool", "ready", OPT_ENUM, P(ready), "spawn", 0, 0, ready_names, 0) \
+	    NULL, OPT_CHANGE_RESPAWN) \
+	X("pool", "ready", OPT_ENUM, P(ready), "spawn", 0, 0, ready_names, \
+	    OPT_CHANGE_RESPAWN) \
 	X("pool", "ready_timeout", OPT_MSEC, P(ready_timeout_ms), "30s", \
-	    1, 0, NULL, 0) \
+	    1, 0, NULL, OPT_CHANGE_NONE) \
 	X("pool", "memory_metric", OPT_ENUM, P(memory_metric), "pss", 0, 0, \
-	    metric_names, 0) \
+	    metric_names, OPT_CHANGE_NONE) \
 	X("pool", "recycle_memory", OPT_BYTES, P(recycle_memory), "0", \
-	    0, 0, NULL, 0) \
-	X("pool", "kill_memory", OPT_BYTES, P(kill_memory), "0", 0, 0, NULL, 0) \
+	    0, 0, NULL, OPT_CHANGE_LIMITS) \
+	X("pool", "kill_memory", OPT_BYTES, P(kill_memory), "0", 0, 0, NULL, \
+	    OPT_CHANGE_LIMITS) \
 	X("pool", "max_tasks", OPT_UINT, P(max_tasks), "0", 0, UINT64_MAX, \
-	    NULL, 0) \
+	    NULL, OPT_CHANGE_LIMITS) \
 	X("pool", "max_lifetime", OPT_MSEC, P(max_lifetime_ms), "0", 0, 0, \
-	    NULL, 0) \
+	    NULL, OPT_CHANGE_LIMITS) \
 	X("pool", "jitter", OPT_PERCENT, P(jitter_ppm), "5%", 0, 500000, \
-	    NULL, 0) \
+	    NULL, OPT_CHANGE_LIMITS) \
 	X("pool", "drain_signal", OPT_SIGNAL, P(drain_signal), "SIGTERM", \
-	    0, 0, NULL, 0) \
+	    0, 0, NULL, OPT_CHANGE_NONE) \
 	X("pool", "drain_timeout", OPT_MSEC, P(drain_timeout_ms), "10s", \
-	    0, 0, NULL, 0) \
-	X("pool", "overlap", OPT_BOOL, P(overlap), "yes", 0, 0, NULL, 0) \
+	    0, 0, NULL, OPT_CHANGE_NONE) \
+	X("pool", "overlap", OPT_BOOL, P(overlap), "yes", 0, 0, NULL, \
+	    OPT_CHANGE_NONE) \
 	X("pool", "max_recycling", OPT_UINT, P(max_recycling), "auto", 1, \
-	    10000, NULL, OPT_AUTO) \
+	    10000, NULL, OPT_AUTO | OPT_CHANGE_NONE) \
 	X("pool", "max_overshoot", OPT_PERCENT, P(max_overshoot_ppm), "25%", \
-	    0, 1000000, NULL, 0) \
-	X("pool", "prespawn", OPT_BOOL, P(prespawn), "no", 0, 0, NULL, 0) \
+	    0, 1000000, NULL, OPT_CHANGE_NONE) \
+	X("pool", "prespawn", OPT_BOOL, P(prespawn), "no", 0, 0, NULL, \
+	    OPT_CHANGE_NONE) \
 	X("pool", "recycle_samples", OPT_UINT, P(recycle_samples), "2", \
-	    1, 100, NULL, 0) \
+	    1, 100, NULL, OPT_CHANGE_LIMITS) \
 	X("pool", "restart_backoff", OPT_MSEC, P(restart_backoff_ms), "1s", \
-	    1, 0, NULL, 0) \
+	    1, 0, NULL, OPT_CHANGE_NONE) \
 	X("pool", "min_uptime", OPT_MSEC, P(min_uptime_ms), "10s", 0, 0, \
-	    NULL, 0) \
+	    NULL, OPT_CHANGE_NONE) \
 	X("pool", "rapid_fail", OPT_RAPID, P(rapid_fail), "5/60s", 0, 0, \
-	    NULL, 0) \
+	    NULL, OPT_CHANGE_NONE) \
 	X("pool", "sample_interval", OPT_MSEC, P(sample_interval_ms), "1s", \
-	    10, HOUR_MS, NULL, 0) \
+	    10, HOUR_MS, NULL, OPT_CHANGE_NONE) \
 	X("pool", "shutdown_timeout", OPT_MSEC, P(shutdown_timeout_ms), \
-	    "30s", 0, 0, NULL, 0) \
+	    "30s", 0, 0, NULL, OPT_CHANGE_NONE) \
 	X("pool", "memory_high", OPT_BYTES, P(memory_high), "0", 0, 0, \
-	    NULL, 0) \
-	X("pool", "memory_max", OPT_BYTES, P(memory_max), "0", 0, 0, NULL, 0) \
+	    NULL, OPT_CHANGE_RESPAWN) \
+	X("pool", "memory_max", OPT_BYTES, P(memory_max), "0", 0, 0, NULL, \
+	    OPT_CHANGE_RESPAWN) \
 	X("pool", "pool_memory_max", OPT_BYTES, P(pool_memory_max), "0", \
-	    0, 0, NULL, 0) \
+	    0, 0, NULL, OPT_CHANGE_LIMITS) \
 	X("pool", "pool_recycle_memory", OPT_BYTES, P(pool_recycle_memory), \
-	    "0", 0, 0, NULL, 0) \
+	    "0", 0, 0, NULL, OPT_CHANGE_LIMITS) \
 	X("pool", "listen", OPT_LISTEN, P(listen), NULL, 0, 0, NULL, \
-	    OPT_REPEAT) \
+	    OPT_REPEAT | OPT_CHANGE_RESPAWN) \
 	X("pool", "listen_backlog", OPT_UINT, P(listen_backlog), "1024", \
-	    1, 65535, NULL, 0) \
-	X("pool", "watchdog", OPT_MSEC, P(watchdog_ms), "0", 0, 0, NULL, 0)
+	    1, 65535, NULL, OPT_CHANGE_RESPAWN) \
+	X("pool", "watchdog", OPT_MSEC, P(watchdog_ms), "0", 0, 0, NULL, \
+	    OPT_CHANGE_RESPAWN)
 
 #define KEY_ROW(sec, name, type, field, def, min, max, names, flags) \
-	{ sec, name, def },
+	{ sec, name, def, CHANGE_OF(flags) },
 #define OPT_ROW(sec, name, type, field, def, min, max, names, flags) \
 	{ sec, name, type, field, def, min, max, names, flags },
 
 const struct config_key config_keys[] = {
 	CONFIG_OPTIONS(KEY_ROW)
-	{ NULL, NULL, NULL },
+	{ NULL, NULL, NULL, CHANGE_NONE },
 };
 
 static const struct opt opts[] = {
@@ -1943,53 +1969,120 @@ listen_eq(const struct listen_spec *a, const struct listen_spec *b)
 	    str_eq(a->owner, b->owner);
 }
 
-/* True when workers of a and b would run the same way (file:line aside). */
+/*
+ * Does key o differ between a and b, the struct config or struct
+ * pool_config of its section? By the type of its field, with the fields
+ * that come with it (uid and gid of user and group, the failure window of
+ * rapid_fail, the count of listen).
+ */
+static bool
+opt_differs(const struct opt *o, const void *a, const void *b)
+{
+	const char *fa = (const char *)a + o->offset;
+	const char *fb = (const char *)b + o->offset;
+	const struct pool_config *pa = a, *pb = b;
+	size_t i;
+
+	switch (o->type) {
+	case OPT_PATH:
+	case OPT_DIR:
+		return !str_eq(*(char *const *)fa, *(char *const *)fb);
+	case OPT_CTLGROUP:
+		return !str_eq(*(char *const *)fa, *(char *const *)fb) ||
+		    ((const struct config *)a)->control_gid !=
+		    ((const struct config *)b)->control_gid;
+	case OPT_ARGV:
+	case OPT_ENV:
+		return !strv_eq(*(char **const *)fa, *(char **const *)fb);
+	case OPT_NAME:
+		if (!str_eq(*(char *const *)fa, *(char *const *)fb))
+			return true;
+		/* Resolved ids: gid follows user when no group is set. */
+		if (o->offset == offsetof(struct pool_config, user))
+			return pa->user != NULL && (pa->uid != pb->uid ||
+			    (pa->group == NULL && pa->gid != pb->gid));
+		return pa->group != NULL && pa->gid != pb->gid;
+	case OPT_RAPID:
+		return pa->rapid_fail != pb->rapid_fail ||
+		    pa->rapid_fail_window_ms != pb->rapid_fail_window_ms;
+	case OPT_LISTEN:
+		if (pa->nlisten != pb->nlisten)
+			return true;
+		for (i = 0; i < pa->nlisten; i++)
+			if (!listen_eq(&pa->listen[i], &pb->listen[i]))
+				return true;
+		return false;
+	case OPT_LOGLEVEL:
+	case OPT_ENUM:
+	case OPT_UINT:
+	case OPT_BYTES:
+	case OPT_MSEC:
+	case OPT_PERCENT:
+	case OPT_SIGNAL:
+	case OPT_BOOL:
+	case OPT_CAPS:
+		/* A number or bool of o->size bytes: no padding inside. */
+		return memcmp(fa, fb, o->size) != 0;
+	}
+	return true;	/* a new type compares as changed: respawn */
+}
+
+/*
+ * The keys of section that differ between a and b, one per call from
+ * opts[*pos] on; NULL at the end.
+ */
+static const struct opt *
+opt_next_change(const char *section, const void *a, const void *b,
+    size_t *pos)
+{
+	const struct opt *o;
+
+	while (*pos < NOPTS) {
+		o = &opts[(*pos)++];
+		if (strcmp(o->section, section) == 0 && opt_differs(o, a, b))
+			return o;
+	}
+	return NULL;
+}
+
+enum config_change
+config_diff_pool(const struct pool_config *a, const struct pool_config *b,
+    const char **first_key)
+{
+	enum config_change most = CHANGE_NONE, c;
+	const struct opt *o;
+	size_t pos = 0;
+
+	*first_key = NULL;
+	while ((o = opt_next_change("pool", a, b, &pos)) != NULL) {
+		c = CHANGE_OF(o->flags);
+		if (*first_key == NULL || c > most) {
+			most = c;
+			*first_key = o->name;
+		}
+	}
+	return most;
+}
+
+const char *
+config_diff_daemon(const struct config *a, const struct config *b,
+    size_t *pos, enum config_change *change)
+{
+	const struct opt *o = opt_next_change("recyclerd", a, b, pos);
+
+	if (o == NULL)
+		return NULL;
+	*change = CHANGE_OF(o->flags);
+	return o->name;
+}
+
 bool
 pool_config_equal(const struct pool_config *a, const struct pool_config *b)
 {
-	size_t i;
+	const char *key;
 
-	if (!str_eq(a->name, b->name) || !strv_eq(a->argv, b->argv) ||
-	    !strv_eq(a->env, b->env) || !str_eq(a->user, b->user) ||
-	    !str_eq(a->group, b->group) || !str_eq(a->directory, b->directory))
-		return false;
-	if ((a->user != NULL && a->uid != b->uid) ||
-	    ((a->user != NULL || a->group != NULL) && a->gid != b->gid))
-		return false;
-	if (a->nlisten != b->nlisten)
-		return false;
-	for (i = 0; i < a->nlisten; i++)
-		if (!listen_eq(&a->listen[i], &b->listen[i]))
-			return false;
-	return a->workers == b->workers && a->ready == b->ready &&
-	    a->ready_timeout_ms == b->ready_timeout_ms &&
-	    a->memory_metric == b->memory_metric &&
-	    a->recycle_memory == b->recycle_memory &&
-	    a->kill_memory == b->kill_memory &&
-	    a->max_tasks == b->max_tasks &&
-	    a->max_lifetime_ms == b->max_lifetime_ms &&
-	    a->jitter_ppm == b->jitter_ppm &&
-	    a->recycle_samples == b->recycle_samples &&
-	    a->sample_interval_ms == b->sample_interval_ms &&
-	    a->drain_signal == b->drain_signal &&
-	    a->drain_timeout_ms == b->drain_timeout_ms &&
-	    a->shutdown_timeout_ms == b->shutdown_timeout_ms &&
-	    a->overlap == b->overlap &&
-	    a->max_recycling == b->max_recycling &&
-	    a->max_overshoot_ppm == b->max_overshoot_ppm &&
-	    a->prespawn == b->prespawn &&
-	    a->restart_backoff_ms == b->restart_backoff_ms &&
-	    a->min_uptime_ms == b->min_uptime_ms &&
-	    a->rapid_fail == b->rapid_fail &&
-	    a->rapid_fail_window_ms == b->rapid_fail_window_ms &&
-	    a->memory_high == b->memory_high &&
-	    a->memory_max == b->memory_max &&
-	    a->pool_memory_max == b->pool_memory_max &&
-	    a->pool_recycle_memory == b->pool_recycle_memory &&
-	    a->listen_backlog == b->listen_backlog &&
-	    a->watchdog_ms == b->watchdog_ms &&
-	    a->no_new_privs == b->no_new_privs &&
-	    a->capabilities == b->capabilities;
+	(void)config_diff_pool(a, b, &key);
+	return key == NULL && str_eq(a->name, b->name);
 }
 
 /* --- Names -------------------------------------------------------------- */

@@ -157,8 +157,34 @@ void	config_unref(struct config *);		/* frees at zero; NULL ok */
 
 const struct pool_config *config_find_pool(const struct config *,
 	    const char *name);
-/* True when two pool sections are the same in every field (where they
- * were written aside). */
+
+/*
+ * What a change of a key needs when the configuration is reloaded, weakest
+ * first: the option table says it for each key (config_keys[].change).
+ */
+enum config_change {
+	CHANGE_NONE,	/* nothing: read where it is used (the pool, its
+			 * count, workers started from now on) */
+	CHANGE_LIMITS,	/* new limits for the live workers and the pool */
+	CHANGE_RESPAWN,	/* workers would run differently: recycle them */
+	CHANGE_RESTART,	/* takes effect at the next start of the daemon */
+};
+
+/*
+ * The strongest change needed to go from pool section a to b, walking the
+ * option table, and in *first_key the first key (table order) that needs
+ * it; CHANGE_NONE and NULL when every key is the same (name, file and line
+ * aside).
+ */
+enum config_change config_diff_pool(const struct pool_config *a,
+	    const struct pool_config *b, const char **first_key);
+/*
+ * The [recyclerd] keys that differ between a and b, one per call: start
+ * with *pos = 0; NULL when there is none left. *change says what it needs.
+ */
+const char *config_diff_daemon(const struct config *a,
+	    const struct config *b, size_t *pos, enum config_change *change);
+/* True when two pool sections are the same in every key. */
 bool	pool_config_equal(const struct pool_config *,
 	    const struct pool_config *);
 
@@ -174,6 +200,7 @@ struct config_key {
 	const char	*section;
 	const char	*name;
 	const char	*def;		/* default as written, NULL = required/none */
+	enum config_change change;	/* what a reload changing it needs */
 };
 extern const struct config_key config_keys[];
 

@@ -416,8 +416,10 @@ recyclerd_reload(struct recyclerd *rd, char **err)
 	struct listen_set *sets;
 	struct config *next;
 	struct pool *p, *tmp;
-	size_t i;
+	size_t i, pos;
 	char *perr = NULL;
+	const char *key;
+	enum config_change change;
 
 	log_info("reloading %s", rd->config_path);
 	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
@@ -446,11 +448,12 @@ recyclerd_reload(struct recyclerd *rd, char **err)
 		service_status(rd, "READY=1");
 		return -1;
 	}
-	if (strcmp(next->control_socket, rd->cfg->control_socket) != 0)
-		log_warn("control_socket changed: the new path takes effect "
-		    "at the next start");
-	if (next->cgroup != rd->cfg->cgroup)
-		log_warn("cgroup changed: takes effect at the next start");
+	pos = 0;
+	while ((key = config_diff_daemon(rd->cfg, next, &pos, &change)) !=
+	    NULL)
+		if (change == CHANGE_RESTART)
+			log_warn("%s changed: takes effect at the next start",
+			    key);
 	log_set_level(log_get_level() == LOG_DEBUG ? LOG_DEBUG :
 	    next->log_level);
 

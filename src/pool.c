@@ -1085,9 +1085,6 @@ pool_worker_event(struct pool *p, struct worker *w)
 
 /* ---- worker callbacks ---- */
 
-static bool spawn_differs(const struct pool_config *,
-    const struct pool_config *);
-
 /* Spawn to READY=1 of one more process: the pool's start time. */
 static void
 pool_record_start(struct pool *p, double seconds)
@@ -1105,10 +1102,12 @@ void
 pool_worker_ready(struct pool *p, struct worker *w)
 {
 	struct worker *old = w->replaces;
+	const char *key;
 
 	worker_set_ready(w);
 	pool_record_start(p, w->ready_mono - w->spawn_mono);
-	if (w->snap != p->snap && spawn_differs(w->cfg, p->cfg))
+	if (w->snap != p->snap &&
+	    config_diff_pool(w->cfg, p->cfg, &key) >= CHANGE_RESPAWN)
 		pool_want_recycle(p, w, REASON_RELOAD, "configuration changed "
 		    "while it was starting");
 	if (old != NULL) {
@@ -1488,45 +1487,13 @@ pool_free(struct pool *p)
 	free(p);
 }
 
-/* Would workers started with b run differently from those with a? */
-static bool
-spawn_differs(const struct pool_config *a, const struct pool_config *b)
-{
-	struct pool_config tmp = *b;
-
-	/* Count and limits apply to running workers as they are. */
-	tmp.workers = a->workers;
-	tmp.recycle_memory = a->recycle_memory;
-	tmp.kill_memory = a->kill_memory;
-	tmp.max_tasks = a->max_tasks;
-	tmp.max_lifetime_ms = a->max_lifetime_ms;
-	tmp.jitter_ppm = a->jitter_ppm;
-	tmp.recycle_samples = a->recycle_samples;
-	tmp.sample_interval_ms = a->sample_interval_ms;
-	tmp.drain_timeout_ms = a->drain_timeout_ms;
-	tmp.shutdown_timeout_ms = a->shutdown_timeout_ms;
-	tmp.max_recycling = a->max_recycling;
-	tmp.max_overshoot_ppm = a->max_overshoot_ppm;
-	tmp.prespawn = a->prespawn;
-	tmp.overlap = a->overlap;
-	tmp.restart_backoff_ms = a->restart_backoff_ms;
-	tmp.min_uptime_ms = a->min_uptime_ms;
-	tmp.rapid_fail = a->rapid_fail;
-	tmp.rapid_fail_window_ms = a->rapid_fail_window_ms;
-	tmp.memory_metric = a->memory_metric;
-	tmp.pool_recycle_memory = a->pool_recycle_memory;
-	tmp.pool_memory_max = a->pool_memory_max;
-	tmp.ready_timeout_ms = a->ready_timeout_ms;
-	tmp.drain_signal = a->drain_signal;
-	return !pool_config_equal(a, &tmp);
-}
-
 void
 pool_apply(struct pool *p, struct config *snap, const struct pool_config *cfg,
     struct listen_set *sockets)
 {
 	struct worker *w, *next;
-	bool respawn = spawn_differs(p->cfg, cfg);
+	const char *key;
+	bool respawn = config_diff_pool(p->cfg, cfg, &key) >= CHANGE_RESPAWN;
 
 	listen_close(&p->sockets);
 	p->sockets = *sockets;
@@ -1548,8 +1515,8 @@ pool_apply(struct pool *p, struct config *snap, const struct pool_config *cfg,
 	ev_timer_again(p->rd->loop, &p->sample);
 
 	if (respawn)
-		plog(p, LOG_INFO, "configuration changed: recycling its "
-		    "workers %u at a time", cfg->max_recycling);
+		plog(p, LOG_INFO, "configuration changed (%s): recycling its "
+		    "workers %u at a time", key, cfg->max_recycling);
 	/* Running workers keep their process but get the new limits; the
 	 * ones to respawn roll max_recycling at a time. Workers still
 	 * starting are seen to when they become ready. */

@@ -116,3 +116,29 @@ def test_reload_picks_up_pool_files_added_and_removed_in_pools_dir(
     recyclerd.wait_workers(0, "extra")
     wait_for(lambda: not any(pid_alive(p) for p in extra.values()), 5)
     recyclerd.wait_workers(1, "web")
+
+
+def test_reload_recycles_only_for_keys_that_change_how_workers_start(
+        recyclerd):
+    """The option table decides: new limits and timeouts keep the running
+    workers; no_new_privs changes how they start, so they are recycled and
+    the log names the key."""
+    recyclerd.write_config(workers=2)
+    recyclerd.start()
+    before = recyclerd.wait_ready_workers(2)
+    limits = {"workers": 2, "recycle_memory": "900M", "max_tasks": 100000,
+              "drain_timeout": "3s", "max_overshoot": "50%",
+              "sample_interval": "60ms", "rapid_fail": "4/30s"}
+    recyclerd.write_config(**limits)
+    recyclerd.reload()
+    wait_for(lambda: recyclerd.log_count(r"reloaded ") >= 1,
+             what="a `reloaded` log line")
+    stays(lambda: recyclerd.workers() == before, 1.0,
+          what="the workers keep their process")
+    assert not recyclerd.log_has(r"configuration changed")
+    recyclerd.write_config(no_new_privs="yes", **limits)
+    recyclerd.reload()
+    recyclerd.wait_log(r"pool web: configuration changed \(no_new_privs\): "
+                       r"recycling its workers")
+    for slot, old in before.items():
+        recyclerd.wait_replaced(old, slot)

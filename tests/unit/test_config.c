@@ -442,6 +442,222 @@ test_pool_config_equal_compares_what_runs(void **state)
 	config_unref(b);
 }
 
+/* Load text written to a file of its own; the test fails if it is bad. */
+static struct config *
+load_text(const char *text)
+{
+	char path[] = "/tmp/test_config.XXXXXX";
+	struct diag d = DIAG_INIT;
+	struct config *cfg;
+	int fd = mkstemp(path);
+	FILE *fp;
+
+	assert_true(fd >= 0);
+	fp = fdopen(fd, "w");
+	fputs(text, fp);
+	fclose(fp);
+	cfg = config_load(path, &d);
+	unlink(path);
+	if (cfg == NULL) {
+		diag_print(&d, stderr);
+		fail_msg("did not load:\n%s", text);
+	}
+	diag_free(&d);
+	return cfg;
+}
+
+/*
+ * What a reload changing each key needs, as recyclerd.conf(5) says under
+ * RELOADING: one or more rows per key of config_keys[] (two values that
+ * load), so that a new key must be given its kind here too.
+ */
+static const struct {
+	const char		*key, *from, *to;
+	enum config_change	 want;
+} changes[] = {
+	{ "pools_dir", "pools.d-none", "pools.d-none2", CHANGE_NONE },
+	{ "control_socket", "run/a.sock", "run/b.sock", CHANGE_RESTART },
+	{ "control_group", "root", "0", CHANGE_NONE },
+	{ "log_level", "info", "debug", CHANGE_NONE },
+	{ "cgroup", "auto", "none", CHANGE_RESTART },
+	{ "command", "/bin/true", "/bin/false", CHANGE_RESPAWN },
+	{ "command", "/bin/true", "/bin/true x", CHANGE_RESPAWN },
+	{ "workers", "1", "2", CHANGE_NONE },
+	{ "user", "root", "nobody", CHANGE_RESPAWN },
+	{ "group", "root", "0", CHANGE_RESPAWN },
+	{ "directory", "/", "/tmp", CHANGE_RESPAWN },
+	{ "environment", "A=1", "A=2", CHANGE_RESPAWN },
+	{ "environment", "A=1", "A=1 B=1", CHANGE_RESPAWN },
+	{ "no_new_privs", "no", "yes", CHANGE_RESPAWN },
+	{ "capabilities", "none", "CAP_NET_BIND_SERVICE", CHANGE_RESPAWN },
+	{ "ready", "spawn", "notify", CHANGE_RESPAWN },
+	{ "ready_timeout", "30s", "1m", CHANGE_NONE },
+	{ "memory_metric", "pss", "rss", CHANGE_NONE },
+	{ "recycle_memory", "100M", "200M", CHANGE_LIMITS },
+	{ "kill_memory", "0", "1G", CHANGE_LIMITS },
+	{ "max_tasks", "0", "100", CHANGE_LIMITS },
+	{ "max_lifetime", "0", "1h", CHANGE_LIMITS },
+	{ "jitter", "5%", "10%", CHANGE_LIMITS },
+	{ "drain_signal", "SIGTERM", "SIGQUIT", CHANGE_NONE },
+	{ "drain_timeout", "10s", "20s", CHANGE_NONE },
+	{ "overlap", "yes", "no", CHANGE_NONE },
+	{ "max_recycling", "auto", "2", CHANGE_NONE },
+	{ "max_overshoot", "25%", "50%", CHANGE_NONE },
+	{ "prespawn", "no", "yes", CHANGE_NONE },
+	{ "recycle_samples", "2", "3", CHANGE_LIMITS },
+	{ "restart_backoff", "1s", "2s", CHANGE_NONE },
+	{ "min_uptime", "10s", "20s", CHANGE_NONE },
+	{ "rapid_fail", "5/60s", "3/60s", CHANGE_NONE },
+	{ "rapid_fail", "5/60s", "5/30s", CHANGE_NONE },
+	{ "sample_interval", "1s", "2s", CHANGE_NONE },
+	{ "shutdown_timeout", "30s", "1m", CHANGE_NONE },
+	{ "memory_high", "0", "512M", CHANGE_RESPAWN },
+	{ "memory_max", "0", "1G", CHANGE_RESPAWN },
+	{ "pool_memory_max", "0", "4G", CHANGE_LIMITS },
+	{ "pool_recycle_memory", "0", "3G", CHANGE_LIMITS },
+	{ "listen", "tcp:127.0.0.1:0", "tcp:127.0.0.1:1", CHANGE_RESPAWN },
+	{ "listen", "tcp:127.0.0.1:0", "tcp:127.0.0.1:0 tcp:[::1]:0",
+	    CHANGE_RESPAWN },
+	{ "listen", "unix:a.sock,mode=0600", "unix:a.sock,mode=0660",
+	    CHANGE_RESPAWN },
+	{ "listen_backlog", "1024", "128", CHANGE_RESPAWN },
+	{ "watchdog", "0", "30s", CHANGE_RESPAWN },
+};
+
+/* One small configuration, key = value where its section is. */
+static struct config *
+load_with(const char *section, const char *key, const char *value)
+{
+	struct config *cfg;
+	char *text;
+	bool daemon = strcmp(section, "recyclerd") == 0;
+
+	xasprintf(&text, "[recyclerd]\n%s%s%s%s%s\n[pool p]\n%s%s%s%s%s\n",
+	    strcmp(key, "pools_dir") == 0 ? "" : "pools_dir = pools.d-none\n",
+	    daemon ? key : "", daemon ? " = " : "", daemon ? value : "",
+	    daemon ? "\n" : "",
+	    strcmp(key, "command") == 0 ? "" : "command = /bin/true\n",
+	    daemon ? "" : key, daemon ? "" : " = ", daemon ? "" : value,
+	    daemon ? "" : "\n");
+	cfg = load_text(text);
+	free(text);
+	return cfg;
+}
+
+static enum config_change
+key_change(const char *name)
+{
+	size_t i;
+
+	for (i = 0; config_keys[i].name != NULL; i++)
+		if (strcmp(config_keys[i].name, name) == 0)
+			return config_keys[i].change;
+	fail_msg("no key %s in config_keys[]", name);
+	return CHANGE_NONE;
+}
+
+/* Changing each key (and only it) needs what the table says, and says it. */
+static void
+test_each_key_change_needs_its_kind(void **state)
+{
+	struct config *a, *b;
+	enum config_change got, other;
+	const char *key, *same, *section;
+	size_t i, pos;
+	bool found;
+
+	(void)state;
+	for (i = 0; config_keys[i].name != NULL; i++) {
+		found = false;
+		for (pos = 0; pos < nitems(changes); pos++)
+			found |= strcmp(changes[pos].key,
+			    config_keys[i].name) == 0;
+		if (!found)
+			fail_msg("key %s has no row in changes[]: say what "
+			    "a reload changing it needs", config_keys[i].name);
+	}
+	for (i = 0; i < nitems(changes); i++) {
+		section = NULL;
+		for (pos = 0; config_keys[pos].name != NULL; pos++)
+			if (strcmp(config_keys[pos].name, changes[i].key) == 0)
+				section = config_keys[pos].section;
+		assert_non_null(section);
+		if (key_change(changes[i].key) != changes[i].want)
+			fail_msg("%s: the table says change %d, want %d",
+			    changes[i].key, key_change(changes[i].key),
+			    changes[i].want);
+		a = load_with(section, changes[i].key, changes[i].from);
+		b = load_with(section, changes[i].key, changes[i].to);
+		if (strcmp(section, "pool") == 0) {
+			got = config_diff_pool(a->pools[0], b->pools[0], &key);
+			assert_false(pool_config_equal(a->pools[0],
+			    b->pools[0]));
+			assert_int_equal(config_diff_pool(a->pools[0],
+			    a->pools[0], &same), CHANGE_NONE);
+			assert_null(same);
+		} else {
+			pos = 0;
+			key = config_diff_daemon(a, b, &pos, &got);
+			assert_null(config_diff_daemon(a, b, &pos, &other));
+			pos = 0;
+			assert_null(config_diff_daemon(a, a, &pos, &other));
+		}
+		if (key == NULL || strcmp(key, changes[i].key) != 0 ||
+		    got != changes[i].want)
+			fail_msg("%s = %s -> %s: change %d of key %s, want %d "
+			    "of %s", changes[i].key, changes[i].from,
+			    changes[i].to, got, key ? key : "(none)",
+			    changes[i].want, changes[i].key);
+		config_unref(a);
+		config_unref(b);
+	}
+}
+
+/* The few that matter most, spelled out; the strongest change wins. */
+static void
+test_diff_names_the_strongest_change(void **state)
+{
+	struct config *a = load_good("good-full.conf");
+	struct config *b = load_good("good-full.conf");
+	struct pool_config copy = *pool(b, "mid");	/* shallow */
+	const char *key;
+
+	(void)state;
+	assert_int_equal(config_diff_pool(pool(a, "mid"), &copy, &key),
+	    CHANGE_NONE);
+	assert_null(key);
+	copy.workers++;
+	assert_int_equal(config_diff_pool(pool(a, "mid"), &copy, &key),
+	    CHANGE_NONE);
+	assert_string_equal(key, "workers");
+	copy.recycle_memory++;
+	assert_int_equal(config_diff_pool(pool(a, "mid"), &copy, &key),
+	    CHANGE_LIMITS);
+	assert_string_equal(key, "recycle_memory");
+	copy.watchdog_ms++;
+	copy.argv = pool(a, "alpha")->argv;
+	assert_int_equal(config_diff_pool(pool(a, "mid"), &copy, &key),
+	    CHANGE_RESPAWN);
+	assert_string_equal(key, "command");
+	copy = *pool(b, "mid");
+	copy.uid++;		/* user = nobody renumbered */
+	assert_int_equal(config_diff_pool(pool(a, "mid"), &copy, &key),
+	    CHANGE_RESPAWN);
+	assert_string_equal(key, "user");
+	copy = *pool(b, "mid");
+	copy.gid++;		/* group = root renumbered */
+	assert_int_equal(config_diff_pool(pool(a, "mid"), &copy, &key),
+	    CHANGE_RESPAWN);
+	assert_string_equal(key, "group");
+	copy = *pool(b, "mid");
+	copy.rapid_fail_window_ms++;
+	assert_int_equal(config_diff_pool(pool(a, "mid"), &copy, &key),
+	    CHANGE_NONE);
+	assert_string_equal(key, "rapid_fail");
+	config_unref(a);
+	config_unref(b);
+}
+
 static void
 test_refcount_keeps_snapshot_alive(void **state)
 {
@@ -702,6 +918,8 @@ main(void)
 		cmocka_unit_test(test_reference_file_lists_every_key),
 		cmocka_unit_test(test_key_table_is_consistent),
 		cmocka_unit_test(test_pool_config_equal_compares_what_runs),
+		cmocka_unit_test(test_each_key_change_needs_its_kind),
+		cmocka_unit_test(test_diff_names_the_strongest_change),
 		cmocka_unit_test(test_refcount_keeps_snapshot_alive),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_missing_main_file_is_reported),

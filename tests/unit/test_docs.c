@@ -11,6 +11,11 @@
  * with config_keys[] both ways and name every key that is missing from the
  * page, documented but not accepted, documented twice, under the wrong
  * section, or shown with another default.
+ *
+ * Its RELOADING section lists, in bullets, the keys whose change needs a
+ * respawn, new limits or a restart: each key on a `.B key` or `.BR key ,`
+ * line before the bullet's phrase (reload_lists[] below). Those lists must
+ * be exactly the keys config_keys[] gives that change.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -292,6 +297,109 @@ test_defaults(void **state)
 		    CONF_PAGE);
 }
 
+/* The phrase of each RELOADING bullet, after the keys it lists. */
+static const struct {
+	const char		*phrase;
+	enum config_change	 change;
+} reload_lists[] = {
+	{ "alters how workers are started", CHANGE_RESPAWN },
+	{ "are new limits, applied at once", CHANGE_LIMITS },
+	{ "take effect at the next start only", CHANGE_RESTART },
+};
+
+#define RELOAD_MAX	64
+
+/*
+ * The bold words before the phrase of reload_lists[which] in its bullet of
+ * RELOADING, into words[]; their count, or -1 when the phrase is missing.
+ */
+static int
+reload_list(size_t which, char **words, int *lineno)
+{
+	char *line = NULL, *w;
+	size_t size = 0;
+	ssize_t len;
+	bool in = false;
+	int n = 0, found = -1, i;
+	FILE *f;
+
+	*lineno = 0;
+	if ((f = fopen(CONF_PAGE, "re")) == NULL)
+		fail_msg("cannot open %s", CONF_PAGE);
+	while (found == -1 && (len = getline(&line, &size, f)) != -1) {
+		++*lineno;
+		if (len > 0 && line[len - 1] == '\n')
+			line[--len] = '\0';
+		if (strncmp(line, ".SH", 3) == 0)
+			in = strcmp(line, ".SH RELOADING") == 0;
+		if (!in)
+			continue;
+		if (strncmp(line, ".IP", 3) == 0) {
+			for (i = 0; i < n; i++)
+				free(words[i]);
+			n = 0;
+		} else if ((strncmp(line, ".B ", 3) == 0 ||
+		    strncmp(line, ".BR ", 4) == 0) && n < RELOAD_MAX) {
+			w = roff_plain(line + (line[2] == ' ' ? 3 : 4));
+			w[strcspn(w, " ")] = '\0';
+			words[n++] = w;
+		} else if (strstr(line, reload_lists[which].phrase) != NULL)
+			found = n;
+	}
+	free(line);
+	fclose(f);
+	if (found == -1)
+		for (i = 0; i < n; i++)
+			free(words[i]);
+	return found;
+}
+
+/* RELOADING lists exactly the keys of each change config.c gives them. */
+static void
+test_reload_lists(void **state)
+{
+	const struct config_key *k;
+	char *words[RELOAD_MAX];
+	unsigned int bad = 0;
+	size_t l;
+	int i, n, lineno;
+	bool listed;
+
+	(void)state;
+	for (l = 0; l < nitems(reload_lists); l++) {
+		if ((n = reload_list(l, words, &lineno)) == -1)
+			fail_msg("%s: no \"%s\" in RELOADING", CONF_PAGE,
+			    reload_lists[l].phrase);
+		for (k = config_keys; k->name != NULL; k++) {
+			listed = false;
+			for (i = 0; i < n; i++)
+				listed |= strcmp(words[i], k->name) == 0;
+			if (listed == (k->change == reload_lists[l].change))
+				continue;
+			print_error("%s:%d: key %s %s the list before \"%s\"\n",
+			    CONF_PAGE, lineno, k->name, listed ?
+			    "must not be in" : "is missing from",
+			    reload_lists[l].phrase);
+			bad++;
+		}
+		for (i = 0; i < n; i++) {
+			for (k = config_keys; k->name != NULL; k++)
+				if (strcmp(words[i], k->name) == 0)
+					break;
+			if (k->name == NULL) {
+				print_error("%s:%d: %s before \"%s\" is no "
+				    "key\n", CONF_PAGE, lineno, words[i],
+				    reload_lists[l].phrase);
+				bad++;
+			}
+			free(words[i]);
+		}
+	}
+	if (bad > 0)
+		fail_msg("%u key(s) misplaced in RELOADING of %s", bad,
+		    CONF_PAGE);
+}
+
 int
 main(void)
 {
@@ -300,6 +408,7 @@ main(void)
 		cmocka_unit_test(test_keys_documented),
 		cmocka_unit_test(test_keys_accepted),
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_reload_lists),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
