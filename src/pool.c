@@ -64,6 +64,20 @@ pool_state_name(enum pool_state s)
 	log_ctx((prio), &plog_ctx_, __VA_ARGS__);			\
 } while (0)
 
+/*
+ * Every change of a pool's state after pool_new() goes through here, so
+ * that each one is logged (at debug: the callers log what the operator
+ * needs to know, in their own words).
+ */
+static void
+pool_set_state(struct pool *p, enum pool_state next, const char *why)
+{
+	if (p->state != next)
+		plog(p, LOG_DEBUG, "%s -> %s (%s)", pool_state_names[p->state],
+		    pool_state_names[next], why);
+	p->state = next;
+}
+
 /* "exited with status 3" / "killed by SIGKILL" */
 static void
 fmt_status(int status, char *buf, size_t size)
@@ -1160,7 +1174,7 @@ pool_count_failure(struct pool *p, struct worker *w, double now,
 	    p->fail_head : POOL_FAIL_RING, now, window, limit))
 		return true;
 
-	p->state = POOL_FAILED;
+	pool_set_state(p, POOL_FAILED, "rapid_fail");
 	plog(p, LOG_ERR, "failed: %u failures within %s (rapid_fail %u/%s); "
 	    "not restarting until started again", limit + 1,
 	    units_format_duration(p->cfg->rapid_fail_window_ms, d, sizeof d),
@@ -1417,7 +1431,7 @@ pool_new(struct recyclerd *rd, struct config *snap,
 	p->name = xstrdup(cfg->name);
 	p->snap = config_ref(snap);
 	p->cfg = cfg;
-	p->state = POOL_RUNNING;
+	p->state = POOL_RUNNING;	/* the first state, not a transition */
 	TAILQ_INIT(&p->workers);
 	TAILQ_INIT(&p->work);
 	p->ncpu = ncpu();
@@ -1530,7 +1544,7 @@ pool_apply(struct pool *p, struct config *snap, const struct pool_config *cfg,
 	pool_set_desired(p, cfg->workers);
 	pool_prepare(p);
 	if (p->state == POOL_REMOVED)
-		p->state = POOL_RUNNING;
+		pool_set_state(p, POOL_RUNNING, "back in the configuration");
 	p->trim = true;
 	slot_queue_all(p);
 	ev_timer_stop(p->rd->loop, &p->sample);
@@ -1557,7 +1571,7 @@ pool_apply(struct pool *p, struct config *snap, const struct pool_config *cfg,
 void
 pool_remove(struct pool *p)
 {
-	p->state = POOL_REMOVED;
+	pool_set_state(p, POOL_REMOVED, "removed from the configuration");
 	plog(p, LOG_INFO, "removed from the configuration: draining %u "
 	    "worker%s", p->nworkers, p->nworkers == 1 ? "" : "s");
 	p->trim = true;
@@ -1571,7 +1585,7 @@ pool_start(struct pool *p)
 
 	if (p->state == POOL_FAILED)
 		plog(p, LOG_NOTICE, "restarting after failure");
-	p->state = POOL_RUNNING;
+	pool_set_state(p, POOL_RUNNING, "start command");
 	for (i = 0; i < p->nslots; i++) {
 		ev_timer_stop(p->rd->loop, &p->slots[i]->respawn);
 		p->slots[i]->failures = 0;
@@ -1588,7 +1602,7 @@ pool_stop(struct pool *p)
 {
 	unsigned int i;
 
-	p->state = POOL_STOPPED;
+	pool_set_state(p, POOL_STOPPED, "stop command");
 	for (i = 0; i < p->nslots; i++)
 		ev_timer_stop(p->rd->loop, &p->slots[i]->respawn);
 	plog(p, LOG_INFO, "stopping %u worker%s", p->nworkers,

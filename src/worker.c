@@ -532,7 +532,7 @@ worker_spawn(struct pool *p, unsigned int slot, unsigned int gen,
 	if (err[0] != -1)
 		output_start(rd, err[0], p->name, (int)slot, pid, "stderr");
 	w->spawn_mono = w->state_mono = mono_now();
-	w->state = WS_STARTING;
+	w->state = WS_STARTING;	/* the first state, not a transition */
 	ev_io_init(&w->exec_io, worker_exec_cb, w->exec_fd, EV_READ);
 	w->exec_io.data = w;
 	ev_io_start(rd->loop, &w->exec_io);
