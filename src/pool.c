@@ -1150,9 +1150,12 @@ pool_worker_timeout(struct pool *p, struct worker *w)
 	(void)p;
 }
 
-/* Record a failure of the slot; false when the pool just failed. */
+/*
+ * Record a failure of the slot (reset: after min_uptime of service, its
+ * backoff starts over); false when the pool just failed.
+ */
 static bool
-pool_count_failure(struct pool *p, struct worker *w, double now,
+pool_count_failure(struct pool *p, struct worker *w, bool reset, double now,
     uint64_t *delay_ms)
 {
 	struct slot *s = w->slot < p->nslots ? p->slots[w->slot] : NULL;
@@ -1162,8 +1165,7 @@ pool_count_failure(struct pool *p, struct worker *w, double now,
 
 	p->fail_times[p->fail_head++ % POOL_FAIL_RING] = now;
 	if (s != NULL) {
-		if (w->ready_mono != 0 && worker_uptime(w, now) * 1000 >=
-		    (double)p->cfg->min_uptime_ms)
+		if (reset)
 			s->failures = 0;
 		s->failures++;
 		slot_settle(p, s);
@@ -1202,97 +1204,106 @@ pool_worker_exited(struct pool *p, struct worker *w, int status)
 	pool_record_exit(p, w, status);		/* frees w */
 }
 
+/* The peak in the pool's metric when it was ever measured exactly, else
+ * the rss bound that kept it from being measured. */
+static void
+fmt_peak(const struct worker *w, char *buf, size_t size)
+{
+	char sz[16];
+
+	if (w->peak == 0 && w->peak_rss == 0)
+		snprintf(buf, size, "not sampled");
+	else if (w->peak != 0)
+		snprintf(buf, size, "%s", units_format_size(w->peak, sz,
+		    sizeof sz));
+	else
+		snprintf(buf, size, "rss %s", units_format_size(w->peak_rss, sz,
+		    sizeof sz));
+}
+
+/* What policy_classify_exit() needs to know of an exit. */
+static struct exit_facts
+exit_facts_of(const struct pool *p, const struct worker *w, int status,
+    double up)
+{
+	struct exit_facts f = { .status = status,
+		.stop_reason = w->stop_reason,
+		.stopping = w->state == WS_DRAINING || w->state == WS_KILLED,
+		.failed = w->failed, .ready = w->ready_mono != 0,
+		.uptime_ms = (uint64_t)(up * 1000),
+		.min_uptime_ms = p->cfg->min_uptime_ms };
+
+	/* The kernel's OOM killer, within its group's memory_max. */
+	f.oom_kill = w->cg != NULL && cgroup_oom_kills(w->cg) > w->oom_kills;
+	return f;
+}
+
+/* A failure: counted, and its slot backs off before the next start. */
+static void
+pool_exit_failure(struct pool *p, struct worker *w, const struct exit_class *c,
+    struct log_ctx *ctx, const char *st, double up, double now)
+{
+	uint64_t delay_ms = 0;
+	char d[32];
+
+	if (c->failed_start)
+		p->failed_starts++;
+	p->crashes++;
+	if (p->state != POOL_RUNNING || p->rd->stopping ||
+	    !pool_count_failure(p, w, c->reset_failures, now, &delay_ms) ||
+	    slot_active(p, w->slot, w) != NULL || w->slot >= p->desired) {
+		log_ctx(LOG_WARNING, ctx, "crashed: %s after %.2fs", st, up);
+		return;
+	}
+	log_ctx(LOG_WARNING, ctx, "crashed: %s after %.2fs; restarting in %s",
+	    st, up, units_format_duration(delay_ms, d, sizeof d));
+	slot_backoff(p->slots[w->slot], delay_ms);
+}
+
 static void
 pool_record_exit(struct pool *p, struct worker *w, int status)
 {
 	double now = mono_now(), up = worker_uptime(w, now);
-	bool expected = w->state == WS_DRAINING || w->state == WS_KILLED;
-	bool failure = !expected || w->failed, oom = false;
+	struct exit_facts f = exit_facts_of(p, w, status, up);
+	struct exit_class c = policy_classify_exit(&f);
 	struct event e = { .slot = (int)w->slot, .pid = w->pid,
 		.status = status, .uptime_s = up, .tasks = w->tasks,
 		.memory = w->memory,
 		.peak = w->peak != 0 ? w->peak : w->peak_rss };
-	char st[64], upt[32], pk[40], d[32], sz[16];
-	uint64_t delay_ms = 0;
+	char st[64], upt[32], pk[40], lim[16];
 	struct log_ctx ctx = worker_ctx(w);
 
 	fmt_status(status, st, sizeof st);
 	units_format_duration((uint64_t)(up * 1000), upt, sizeof upt);
-	/* The peak in the pool's metric when it was ever measured exactly,
-	 * else the rss bound that kept it from being measured. */
-	if (w->peak == 0 && w->peak_rss == 0)
-		snprintf(pk, sizeof pk, "not sampled");
-	else if (w->peak != 0)
-		snprintf(pk, sizeof pk, "%s", units_format_size(w->peak, sz, sizeof sz));
-	else
-		snprintf(pk, sizeof pk, "rss %s", units_format_size(w->peak_rss, sz,
-		    sizeof sz));
+	fmt_peak(w, pk, sizeof pk);
 	snprintf(e.pool, sizeof e.pool, "%s", p->name);
-	e.reason = failure ? (w->failed && w->stop_reason != REASON_NONE ?
-	    w->stop_reason : REASON_CRASH) : w->stop_reason;
-	ctx.reason = reason_name(e.reason);
-
-	/* The kernel's OOM killer, within its group's memory_max. */
-	if (w->cg != NULL && cgroup_oom_kills(w->cg) > w->oom_kills &&
-	    WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL && !expected) {
-		char lim[16];
-
-		oom = true;
-		failure = w->ready_mono == 0;	/* a start-up OOM loops */
-		e.reason = REASON_OOM;
-		ctx.reason = "oom";
-		p->recycles[REASON_OOM]++;
+	e.kind = exit_kind_name(c.kind);
+	e.reason = c.reason;
+	ctx.reason = reason_name(c.reason);
+	if (c.count_recycle)
+		p->recycles[c.reason]++;
+	if (c.oom)
 		log_ctx(LOG_WARNING, &ctx, "killed by the kernel OOM killer "
 		    "(memory_max %s), uptime %s, tasks %llu, peak %s",
 		    units_format_size(w->cfg->memory_max, lim, sizeof lim), upt,
 		    (unsigned long long)w->tasks, pk);
-	}
 
-	/* Unlink it from the replacement relation. */
 	replacement_unlink(p, w);
 	replacement_unlink(p, w->replaces);
 
-	if (oom && !failure) {
-		e.kind = "oom";
+	if (c.failure) {
+		snprintf(e.detail, sizeof e.detail, "%s after %.2fs", st, up);
+		pool_exit_failure(p, w, &c, &ctx, st, up, now);
+	} else if (c.oom) {
 		snprintf(e.detail, sizeof e.detail, "killed by the kernel OOM "
 		    "killer");
-	} else if (!failure) {
+	} else {
 		log_ctx(LOG_INFO, &ctx, "%s (reason %s, uptime %s, tasks %llu, "
-		    "peak %s)", st, reason_name(w->stop_reason), upt,
+		    "peak %s)", st, reason_name(c.reason), upt,
 		    (unsigned long long)w->tasks, pk);
-		if (reason_is_recycle(w->stop_reason)) {
-			e.kind = w->stop_reason == REASON_KILL_MEMORY ?
-			    "kill" : "recycle";
-			if (w->stop_reason != REASON_KILL_MEMORY)
-				p->recycles[w->stop_reason]++;
+		if (c.kind == EXIT_RECYCLE || c.kind == EXIT_KILL)
 			snprintf(e.detail, sizeof e.detail, "%s",
 			    w->recycle_detail);
-		} else {
-			e.kind = "exit";
-		}
-	} else {
-		e.kind = oom ? "oom" : "crash";
-		if (w->ready_mono == 0)
-			p->failed_starts++;
-		p->crashes++;
-		snprintf(e.detail, sizeof e.detail, "%s after %.2fs", st, up);
-		if (p->state == POOL_RUNNING && !p->rd->stopping &&
-		    pool_count_failure(p, w, now, &delay_ms)) {
-			if (slot_active(p, w->slot, w) != NULL ||
-			    w->slot >= p->desired) {
-				log_ctx(LOG_WARNING, &ctx, "crashed: %s after "
-				    "%.2fs", st, up);
-			} else {
-				log_ctx(LOG_WARNING, &ctx, "crashed: %s after "
-				    "%.2fs; restarting in %s", st, up,
-				    units_format_duration(delay_ms, d,
-				    sizeof d));
-				slot_backoff(p->slots[w->slot], delay_ms);
-			}
-		} else {
-			log_ctx(LOG_WARNING, &ctx, "crashed: %s after %.2fs",
-			    st, up);
-		}
 	}
 	events_add(p->rd->events, &e);
 
