@@ -1342,84 +1342,133 @@ struct notify_ctx {
 };
 
 static void
+notify_ready(struct pool *p, struct worker *w, const char *value)
+{
+	if (strcmp(value, "1") != 0)
+		nlog(w, LOG_WARNING, "notify: ignored READY=%.32s "
+		    "(expected READY=1)", value);
+	else if (w->state == WS_STARTING && !w->failed)
+		pool_worker_ready(p, w);
+}
+
+static void
+notify_status(struct pool *p, struct worker *w, const char *value)
+{
+	(void)p;
+	free(w->status);
+	w->status = text_sanitize(value, strlen(value), STATUS_MAX);
+}
+
+static void
+notify_tasks(struct pool *p, struct worker *w, const char *value)
+{
+	char detail[64];
+	uint64_t n;
+
+	/* Digits only: strtoull() takes " -1" and "+7". */
+	if (parse_digits(value, UINT64_MAX, &n) == -1) {
+		nlog(w, LOG_WARNING, "notify: ignored TASKS=%.32s "
+		    "(expected a count of completed tasks)", value);
+		return;
+	}
+	if (n < w->tasks)
+		nlog(w, LOG_WARNING, "notify: TASKS=%llu is below the "
+		    "previous %llu; TASKS is cumulative",
+		    (unsigned long long)n, (unsigned long long)w->tasks);
+	w->tasks = n;
+	if (w->state == WS_READY && w->limits.max_tasks != 0 &&
+	    w->tasks >= w->limits.max_tasks) {
+		snprintf(detail, sizeof detail, "tasks %llu >= %llu",
+		    (unsigned long long)n,
+		    (unsigned long long)w->limits.max_tasks);
+		pool_want_recycle(p, w, REASON_TASKS, detail);
+	}
+}
+
+static void
+notify_recycle(struct pool *p, struct worker *w, const char *value)
+{
+	if (strcmp(value, "1") != 0)
+		nlog(w, LOG_WARNING, "notify: ignored RECYCLE=%.32s "
+		    "(expected RECYCLE=1)", value);
+	else
+		pool_want_recycle(p, w, REASON_REQUEST,
+		    "worker sent RECYCLE=1");
+}
+
+static void
+notify_stopping(struct pool *p, struct worker *w, const char *value)
+{
+	if (strcmp(value, "1") != 0 || w->state == WS_DRAINING ||
+	    w->state == WS_KILLED)
+		return;
+	wlog(w, LOG_NOTICE, "recycling (stopping): worker sent STOPPING=1");
+	snprintf(w->recycle_detail, sizeof w->recycle_detail,
+	    "worker sent STOPPING=1");
+	replacement_unlink(p, w->replaces);
+	worker_drain(w, REASON_STOPPING, w->cfg->drain_timeout_ms);
+	pool_reconcile(p);
+}
+
+static void
+notify_watchdog(struct pool *p, struct worker *w, const char *value)
+{
+	w->watchdog_mono = mono_now();
+	if (strcmp(value, "trigger") == 0)
+		pool_watchdog_kill(p, w, "worker sent WATCHDOG=trigger");
+	else if (strcmp(value, "1") != 0)
+		nlog(w, LOG_WARNING, "notify: ignored WATCHDOG=%.32s "
+		    "(expected WATCHDOG=1 or WATCHDOG=trigger)", value);
+}
+
+/* The keys a worker may send, and what each one does. */
+static const struct notify_key {
+	const char	*key;
+	bool		 prefix;	/* KEY and every KEY...: FDSTOREREMOVE */
+	void		(*fn)(struct pool *, struct worker *, const char *);
+} notify_keys[] = {
+	{ "READY", false, notify_ready },
+	{ "STATUS", false, notify_status },
+	{ "TASKS", false, notify_tasks },
+	{ "RECYCLE", false, notify_recycle },
+	{ "STOPPING", false, notify_stopping },
+	{ "WATCHDOG", false, notify_watchdog },
+	/* sd_notify messages meant for systemd itself: harmless. */
+	{ "MAINPID", false, NULL },
+	{ "ERRNO", false, NULL },
+	{ "BUSERROR", false, NULL },
+	{ "EXIT_STATUS", false, NULL },
+	{ "RELOADING", false, NULL },
+	{ "MONOTONIC_USEC", false, NULL },
+	{ "EXTEND_TIMEOUT", true, NULL },
+	{ "FDSTORE", true, NULL },
+	{ "FDNAME", true, NULL },
+	{ "WATCHDOG_USEC", false, NULL },
+	{ "BARRIER", false, NULL },
+};
+
+static void
 pool_notify_assign(void *arg, const char *key, const char *value)
 {
 	struct notify_ctx *nc = arg;
-	struct worker *w = nc->worker;
-	struct pool *p = nc->pool;
-	uint64_t n;
+	const struct notify_key *k;
+	size_t i;
 
 	if (value == NULL) {
-		nlog(w, LOG_WARNING, "notify: ignored malformed line \"%.64s\" "
-		    "(expected KEY=VALUE)", key);
+		nlog(nc->worker, LOG_WARNING, "notify: ignored malformed line "
+		    "\"%.64s\" (expected KEY=VALUE)", key);
 		return;
 	}
-	if (strcmp(key, "READY") == 0) {
-		if (strcmp(value, "1") != 0)
-			nlog(w, LOG_WARNING, "notify: ignored READY=%.32s "
-			    "(expected READY=1)", value);
-		else if (w->state == WS_STARTING && !w->failed)
-			pool_worker_ready(p, w);
-	} else if (strcmp(key, "STATUS") == 0) {
-		free(w->status);
-		w->status = text_sanitize(value, strlen(value), STATUS_MAX);
-	} else if (strcmp(key, "TASKS") == 0) {
-		/* Digits only: strtoull() takes " -1" and "+7". */
-		if (parse_digits(value, UINT64_MAX, &n) == -1) {
-			nlog(w, LOG_WARNING, "notify: ignored TASKS=%.32s "
-			    "(expected a count of completed tasks)", value);
+	for (i = 0; i < sizeof notify_keys / sizeof *notify_keys; i++) {
+		k = &notify_keys[i];
+		if (k->prefix ? strncmp(key, k->key, strlen(k->key)) == 0 :
+		    strcmp(key, k->key) == 0) {
+			if (k->fn != NULL)
+				k->fn(nc->pool, nc->worker, value);
 			return;
 		}
-		if (n < w->tasks)
-			nlog(w, LOG_WARNING, "notify: TASKS=%llu is below the "
-			    "previous %llu; TASKS is cumulative",
-			    (unsigned long long)n,
-			    (unsigned long long)w->tasks);
-		w->tasks = n;
-		if (w->state == WS_READY && w->limits.max_tasks != 0 &&
-		    w->tasks >= w->limits.max_tasks) {
-			char detail[64];
-
-			snprintf(detail, sizeof detail, "tasks %llu >= %llu",
-			    (unsigned long long)n,
-			    (unsigned long long)w->limits.max_tasks);
-			pool_want_recycle(p, w, REASON_TASKS, detail);
-		}
-	} else if (strcmp(key, "RECYCLE") == 0) {
-		if (strcmp(value, "1") != 0)
-			nlog(w, LOG_WARNING, "notify: ignored RECYCLE=%.32s "
-			    "(expected RECYCLE=1)", value);
-		else
-			pool_want_recycle(p, w, REASON_REQUEST,
-			    "worker sent RECYCLE=1");
-	} else if (strcmp(key, "STOPPING") == 0) {
-		if (strcmp(value, "1") != 0 || w->state == WS_DRAINING ||
-		    w->state == WS_KILLED)
-			return;
-		wlog(w, LOG_NOTICE, "recycling (stopping): worker sent "
-		    "STOPPING=1");
-		snprintf(w->recycle_detail, sizeof w->recycle_detail,
-		    "worker sent STOPPING=1");
-		replacement_unlink(p, w->replaces);
-		worker_drain(w, REASON_STOPPING, w->cfg->drain_timeout_ms);
-		pool_reconcile(p);
-	} else if (strcmp(key, "WATCHDOG") == 0) {
-		w->watchdog_mono = mono_now();
-		if (strcmp(value, "trigger") == 0)
-			pool_watchdog_kill(p, w, "worker sent WATCHDOG=trigger");
-		else if (strcmp(value, "1") != 0)
-			nlog(w, LOG_WARNING, "notify: ignored WATCHDOG=%.32s "
-			    "(expected WATCHDOG=1 or WATCHDOG=trigger)", value);
-	} else if (strcmp(key, "MAINPID") == 0 || strcmp(key, "ERRNO") == 0 ||
-	    strcmp(key, "BUSERROR") == 0 || strcmp(key, "EXIT_STATUS") == 0 ||
-	    strcmp(key, "RELOADING") == 0 || strcmp(key, "MONOTONIC_USEC") == 0 ||
-	    strncmp(key, "EXTEND_TIMEOUT", 14) == 0 ||
-	    strncmp(key, "FDSTORE", 7) == 0 || strncmp(key, "FDNAME", 6) == 0 ||
-	    strcmp(key, "WATCHDOG_USEC") == 0 || strcmp(key, "BARRIER") == 0) {
-		/* sd_notify messages meant for systemd itself: harmless. */
-	} else {
-		wlog(w, LOG_DEBUG, "notify: ignored unknown %.64s=", key);
 	}
+	wlog(nc->worker, LOG_DEBUG, "notify: ignored unknown %.64s=", key);
 }
 
 void
