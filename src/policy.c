@@ -4,7 +4,9 @@
  * it, and why. Also the arithmetic of jitter, backoff and rapid failure.
  */
 #include <stddef.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 
 #include "policy.h"
 
@@ -217,4 +219,57 @@ policy_median(double *v, size_t n)
 		return 0.0;
 	qsort(v, n, sizeof *v, cmp_double);
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2.0;
+}
+
+static const char *const exit_kind_names[] = {
+	[EXIT_RECYCLE] = "recycle",
+	[EXIT_KILL] = "kill",
+	[EXIT_EXIT] = "exit",
+	[EXIT_OOM] = "oom",
+	[EXIT_CRASH] = "crash",
+};
+
+const char *
+exit_kind_name(enum exit_kind k)
+{
+	if ((unsigned int)k >= sizeof exit_kind_names / sizeof *exit_kind_names)
+		return "?";
+	return exit_kind_names[k];
+}
+
+struct exit_class
+policy_classify_exit(const struct exit_facts *f)
+{
+	struct exit_class c = { .kind = EXIT_CRASH, .reason = REASON_CRASH };
+
+	c.reset_failures = f->ready && f->uptime_ms >= f->min_uptime_ms;
+	if (f->stopping && !f->failed) {
+		c.reason = f->stop_reason;
+		if (f->stop_reason == REASON_KILL_MEMORY) {
+			c.kind = EXIT_KILL;
+		} else if (reason_is_recycle(f->stop_reason)) {
+			c.kind = EXIT_RECYCLE;
+			c.count_recycle = true;
+		} else {
+			c.kind = EXIT_EXIT;
+		}
+		return c;
+	}
+	/* SIGKILL alone is no proof: the group's OOM kill count must have
+	 * grown too, and not because we killed it ourselves. */
+	if (!f->stopping && f->oom_kill && WIFSIGNALED(f->status) &&
+	    WTERMSIG(f->status) == SIGKILL) {
+		c.kind = EXIT_OOM;
+		c.reason = REASON_OOM;
+		c.oom = true;
+		c.count_recycle = true;
+		c.failure = c.failed_start = !f->ready;
+		return c;
+	}
+	c.failure = true;
+	c.failed_start = !f->ready;
+	/* A failed start says which: ready_timeout, else the exec. */
+	if (f->failed && f->stop_reason != REASON_NONE)
+		c.reason = f->stop_reason;
+	return c;
 }

@@ -134,4 +134,48 @@ uint64_t policy_backoff(uint64_t initial_ms, unsigned int failures,
 bool	policy_rapid_fail(const double *times, size_t n, double now,
 	    double window_s, unsigned int limit);
 
+/* ---- exits ---- */
+
+/* What an exit was: the kind of its event, and how logs tell it. */
+enum exit_kind {
+	EXIT_RECYCLE,		/* stopped for a recycle reason */
+	EXIT_KILL,		/* killed over kill_memory */
+	EXIT_EXIT,		/* stopped for another reason (scale, shutdown) */
+	EXIT_OOM,		/* killed by the kernel OOM killer */
+	EXIT_CRASH,		/* exited on its own, or failed to start */
+};
+
+const char *exit_kind_name(enum exit_kind);	/* the event's kind */
+
+/* What is known of a worker when its exit is reaped. */
+struct exit_facts {
+	int		 status;	/* wait status */
+	enum reason	 stop_reason;	/* why we stopped it, REASON_NONE */
+	bool		 stopping;	/* draining or killed: exit asked for */
+	bool		 failed;	/* exec failed, or no READY=1 in time */
+	bool		 ready;		/* it became ready */
+	bool		 oom_kill;	/* its group counted a new OOM kill */
+	uint64_t	 uptime_ms;	/* since spawn */
+	uint64_t	 min_uptime_ms;
+};
+
+struct exit_class {
+	enum exit_kind	 kind;
+	enum reason	 reason;	/* of the event and the log lines */
+	bool		 oom;		/* the OOM killer's work: say so */
+	bool		 failure;	/* counts as a crash: backoff, rapid_fail */
+	bool		 failed_start;	/* a failure before it was ready */
+	bool		 count_recycle;	/* counts in the recycles of reason */
+	bool		 reset_failures; /* served min_uptime: a failure now
+					  * starts the slot's backoff over */
+};
+
+/*
+ * Classify one exit. An exit we asked for is a recycle, a kill or a plain
+ * exit, unless the start had failed. An OOM kill we did not ask for is a
+ * recycle of sorts once the worker was ready, a failure before (a start
+ * that needs more than memory_max loops). Anything else is a crash.
+ */
+struct exit_class policy_classify_exit(const struct exit_facts *);
+
 #endif /* RECYCLERD_POLICY_H */

@@ -64,6 +64,20 @@ pool_state_name(enum pool_state s)
 	log_ctx((prio), &plog_ctx_, __VA_ARGS__);			\
 } while (0)
 
+/*
+ * Every change of a pool's state after pool_new() goes through here, so
+ * that each one is logged (at debug: the callers log what the operator
+ * needs to know, in their own words).
+ */
+static void
+pool_set_state(struct pool *p, enum pool_state next, const char *why)
+{
+	if (p->state != next)
+		plog(p, LOG_DEBUG, "%s -> %s (%s)", pool_state_names[p->state],
+		    pool_state_names[next], why);
+	p->state = next;
+}
+
 /* "exited with status 3" / "killed by SIGKILL" */
 static void
 fmt_status(int status, char *buf, size_t size)
@@ -1144,9 +1158,12 @@ pool_worker_timeout(struct pool *p, struct worker *w)
 	(void)p;
 }
 
-/* Record a failure of the slot; false when the pool just failed. */
+/*
+ * Record a failure of the slot (reset: after min_uptime of service, its
+ * backoff starts over); false when the pool just failed.
+ */
 static bool
-pool_count_failure(struct pool *p, struct worker *w, double now,
+pool_count_failure(struct pool *p, struct worker *w, bool reset, double now,
     uint64_t *delay_ms)
 {
 	struct slot *s = w->slot < p->nslots ? p->slots[w->slot] : NULL;
@@ -1156,8 +1173,7 @@ pool_count_failure(struct pool *p, struct worker *w, double now,
 
 	p->fail_times[p->fail_head++ % POOL_FAIL_RING] = now;
 	if (s != NULL) {
-		if (w->ready_mono != 0 && worker_uptime(w, now) * 1000 >=
-		    (double)p->cfg->min_uptime_ms)
+		if (reset)
 			s->failures = 0;
 		s->failures++;
 		slot_settle(p, s);
@@ -1168,7 +1184,7 @@ pool_count_failure(struct pool *p, struct worker *w, double now,
 	    p->fail_head : POOL_FAIL_RING, now, window, limit))
 		return true;
 
-	p->state = POOL_FAILED;
+	pool_set_state(p, POOL_FAILED, "rapid_fail");
 	plog(p, LOG_ERR, "failed: %u failures within %s (rapid_fail %u/%s); "
 	    "not restarting until started again", limit + 1,
 	    units_format_duration(p->cfg->rapid_fail_window_ms, d, sizeof d),
@@ -1196,97 +1212,107 @@ pool_worker_exited(struct pool *p, struct worker *w, int status)
 	pool_record_exit(p, w, status);		/* frees w */
 }
 
+/* The peak in the pool's metric when it was ever measured exactly, else
+ * the rss bound that kept it from being measured. */
+static void
+fmt_peak(const struct worker *w, char *buf, size_t size)
+{
+	char sz[16];
+
+	if (w->peak == 0 && w->peak_rss == 0)
+		snprintf(buf, size, "not sampled");
+	else if (w->peak != 0)
+		snprintf(buf, size, "%s", units_format_size(w->peak, sz,
+		    sizeof sz));
+	else
+		snprintf(buf, size, "rss %s", units_format_size(w->peak_rss, sz,
+		    sizeof sz));
+}
+
+/* What policy_classify_exit() needs to know of an exit. */
+static struct exit_facts
+exit_facts_of(const struct pool *p, const struct worker *w, int status,
+    double up)
+{
+	struct exit_facts f = { .status = status,
+		.stop_reason = w->stop_reason,
+		.stopping = w->state == WS_DRAINING || w->state == WS_KILLED,
+		.failed = w->failed, .ready = w->ready_mono != 0,
+		.uptime_ms = (uint64_t)(up * 1000),
+		.min_uptime_ms = p->cfg->min_uptime_ms };
+
+	/* The kernel's OOM killer, within its group's memory_max. */
+	f.oom_kill = w->cg != NULL && cgroup_oom_kills(w->cg) > w->oom_kills;
+	return f;
+}
+
+/* A failure: counted, and its slot backs off before the next start. */
+static void
+pool_exit_failure(struct pool *p, struct worker *w, const struct exit_class *c,
+    struct log_ctx *ctx, const char *st, double up, double now)
+{
+	uint64_t delay_ms = 0;
+	char d[32];
+
+	if (c->failed_start)
+		p->failed_starts++;
+	p->crashes++;
+	if (p->state != POOL_RUNNING || p->rd->stopping ||
+	    !pool_count_failure(p, w, c->reset_failures, now, &delay_ms) ||
+	    slot_active(p, w->slot, w) != NULL || w->slot >= p->desired) {
+		log_ctx(LOG_WARNING, ctx, "crashed: %s after %.2fs", st, up);
+		return;
+	}
+	log_ctx(LOG_WARNING, ctx, "crashed: %s after %.2fs; restarting in %s",
+	    st, up, units_format_duration(delay_ms, d, sizeof d));
+	slot_backoff(p->slots[w->slot], delay_ms);
+}
+
 static void
 pool_record_exit(struct pool *p, struct worker *w, int status)
 {
 	double now = mono_now(), up = worker_uptime(w, now);
-	bool expected = w->state == WS_DRAINING || w->state == WS_KILLED;
-	bool failure = !expected || w->failed, oom = false;
+	struct exit_facts f = exit_facts_of(p, w, status, up);
+	struct exit_class c = policy_classify_exit(&f);
 	struct event e = { .slot = (int)w->slot, .pid = w->pid,
 		.status = status, .uptime_s = up, .tasks = w->tasks,
 		.memory = w->memory,
 		.peak = w->peak != 0 ? w->peak : w->peak_rss };
-	char st[64], upt[32], pk[40], d[32], sz[16];
-	uint64_t delay_ms = 0;
+	char st[64], upt[32], pk[40], lim[16];
 	struct log_ctx ctx = worker_ctx(w);
 
 	fmt_status(status, st, sizeof st);
 	units_format_duration((uint64_t)(up * 1000), upt, sizeof upt);
-	/* The peak in the pool's metric when it was ever measured exactly,
-	 * else the rss bound that kept it from being measured. */
-	if (w->peak == 0 && w->peak_rss == 0)
-		snprintf(pk, sizeof pk, "not sampled");
-	else if (w->peak != 0)
-		snprintf(pk, sizeof pk, "%s", units_format_size(w->peak, sz, sizeof sz));
-	else
-		snprintf(pk, sizeof pk, "rss %s", units_format_size(w->peak_rss, sz,
-		    sizeof sz));
+	fmt_peak(w, pk, sizeof pk);
 	snprintf(e.pool, sizeof e.pool, "%s", p->name);
-	e.reason = failure ? (w->failed && w->stop_reason != REASON_NONE ?
-	    w->stop_reason : REASON_CRASH) : w->stop_reason;
-	ctx.reason = reason_name(e.reason);
-
-	/* The kernel's OOM killer, within its group's memory_max. */
-	if (w->cg != NULL && cgroup_oom_kills(w->cg) > w->oom_kills &&
-	    WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL && !expected) {
-		char lim[16];
-
-		oom = true;
-		failure = w->ready_mono == 0;	/* a start-up OOM loops */
-		e.reason = REASON_OOM;
-		ctx.reason = "oom";
-		p->recycles[REASON_OOM]++;
+	e.kind = exit_kind_name(c.kind);
+	e.reason = c.reason;
+	ctx.reason = reason_name(c.reason);
+	if (c.count_recycle)
+		p->recycles[c.reason]++;
+	if (c.oom)
 		log_ctx(LOG_WARNING, &ctx, "killed by the kernel OOM killer "
 		    "(memory_max %s), uptime %s, tasks %llu, peak %s",
 		    units_format_size(w->cfg->memory_max, lim, sizeof lim), upt,
 		    (unsigned long long)w->tasks, pk);
-	}
 
-	/* Unlink it from the replacement relation. */
 	replacement_unlink(p, w);
 	replacement_unlink(p, w->replaces);
 
-	if (oom && !failure) {
-		e.kind = "oom";
+	if (c.failure) {
+		snprintf(e.detail, sizeof e.detail, "%s after %.2fs", st, up);
+		pool_exit_failure(p, w, &c, &ctx, st, up, now);
+	} else if (c.oom) {
 		snprintf(e.detail, sizeof e.detail, "killed by the kernel OOM "
 		    "killer");
-	} else if (!failure) {
+	} else {
 		log_ctx(LOG_INFO, &ctx, "%s (reason %s, uptime %s, tasks %llu, "
-		    "peak %s)", st, reason_name(w->stop_reason), upt,
+		    "peak %s)", st, reason_name(c.reason), upt,
 		    (unsigned long long)w->tasks, pk);
-		if (reason_is_recycle(w->stop_reason)) {
-			e.kind = w->stop_reason == REASON_KILL_MEMORY ?
-			    "kill" : "recycle";
-			if (w->stop_reason != REASON_KILL_MEMORY)
-				p->recycles[w->stop_reason]++;
+		if (c.kind == EXIT_RECYCLE || c.kind == EXIT_KILL) {
 			snprintf(e.detail, sizeof e.detail, "%s",
 			    w->recycle_detail);
 			e.overshoot = w->overshot;
-		} else {
-			e.kind = "exit";
-		}
-	} else {
-		e.kind = oom ? "oom" : "crash";
-		if (w->ready_mono == 0)
-			p->failed_starts++;
-		p->crashes++;
-		snprintf(e.detail, sizeof e.detail, "%s after %.2fs", st, up);
-		if (p->state == POOL_RUNNING && !p->rd->stopping &&
-		    pool_count_failure(p, w, now, &delay_ms)) {
-			if (slot_active(p, w->slot, w) != NULL ||
-			    w->slot >= p->desired) {
-				log_ctx(LOG_WARNING, &ctx, "crashed: %s after "
-				    "%.2fs", st, up);
-			} else {
-				log_ctx(LOG_WARNING, &ctx, "crashed: %s after "
-				    "%.2fs; restarting in %s", st, up,
-				    units_format_duration(delay_ms, d,
-				    sizeof d));
-				slot_backoff(p->slots[w->slot], delay_ms);
-			}
-		} else {
-			log_ctx(LOG_WARNING, &ctx, "crashed: %s after %.2fs",
-			    st, up);
 		}
 	}
 	events_add(p->rd->events, &e);
@@ -1326,84 +1352,133 @@ struct notify_ctx {
 };
 
 static void
+notify_ready(struct pool *p, struct worker *w, const char *value)
+{
+	if (strcmp(value, "1") != 0)
+		nlog(w, LOG_WARNING, "notify: ignored READY=%.32s "
+		    "(expected READY=1)", value);
+	else if (w->state == WS_STARTING && !w->failed)
+		pool_worker_ready(p, w);
+}
+
+static void
+notify_status(struct pool *p, struct worker *w, const char *value)
+{
+	(void)p;
+	free(w->status);
+	w->status = text_sanitize(value, strlen(value), STATUS_MAX);
+}
+
+static void
+notify_tasks(struct pool *p, struct worker *w, const char *value)
+{
+	char detail[64];
+	uint64_t n;
+
+	/* Digits only: strtoull() takes " -1" and "+7". */
+	if (parse_digits(value, UINT64_MAX, &n) == -1) {
+		nlog(w, LOG_WARNING, "notify: ignored TASKS=%.32s "
+		    "(expected a count of completed tasks)", value);
+		return;
+	}
+	if (n < w->tasks)
+		nlog(w, LOG_WARNING, "notify: TASKS=%llu is below the "
+		    "previous %llu; TASKS is cumulative",
+		    (unsigned long long)n, (unsigned long long)w->tasks);
+	w->tasks = n;
+	if (w->state == WS_READY && w->limits.max_tasks != 0 &&
+	    w->tasks >= w->limits.max_tasks) {
+		snprintf(detail, sizeof detail, "tasks %llu >= %llu",
+		    (unsigned long long)n,
+		    (unsigned long long)w->limits.max_tasks);
+		pool_want_recycle(p, w, REASON_TASKS, detail);
+	}
+}
+
+static void
+notify_recycle(struct pool *p, struct worker *w, const char *value)
+{
+	if (strcmp(value, "1") != 0)
+		nlog(w, LOG_WARNING, "notify: ignored RECYCLE=%.32s "
+		    "(expected RECYCLE=1)", value);
+	else
+		pool_want_recycle(p, w, REASON_REQUEST,
+		    "worker sent RECYCLE=1");
+}
+
+static void
+notify_stopping(struct pool *p, struct worker *w, const char *value)
+{
+	if (strcmp(value, "1") != 0 || w->state == WS_DRAINING ||
+	    w->state == WS_KILLED)
+		return;
+	wlog(w, LOG_NOTICE, "recycling (stopping): worker sent STOPPING=1");
+	snprintf(w->recycle_detail, sizeof w->recycle_detail,
+	    "worker sent STOPPING=1");
+	replacement_unlink(p, w->replaces);
+	worker_drain(w, REASON_STOPPING, w->cfg->drain_timeout_ms);
+	pool_reconcile(p);
+}
+
+static void
+notify_watchdog(struct pool *p, struct worker *w, const char *value)
+{
+	w->watchdog_mono = mono_now();
+	if (strcmp(value, "trigger") == 0)
+		pool_watchdog_kill(p, w, "worker sent WATCHDOG=trigger");
+	else if (strcmp(value, "1") != 0)
+		nlog(w, LOG_WARNING, "notify: ignored WATCHDOG=%.32s "
+		    "(expected WATCHDOG=1 or WATCHDOG=trigger)", value);
+}
+
+/* The keys a worker may send, and what each one does. */
+static const struct notify_key {
+	const char	*key;
+	bool		 prefix;	/* KEY and every KEY...: FDSTOREREMOVE */
+	void		(*fn)(struct pool *, struct worker *, const char *);
+} notify_keys[] = {
+	{ "READY", false, notify_ready },
+	{ "STATUS", false, notify_status },
+	{ "TASKS", false, notify_tasks },
+	{ "RECYCLE", false, notify_recycle },
+	{ "STOPPING", false, notify_stopping },
+	{ "WATCHDOG", false, notify_watchdog },
+	/* sd_notify messages meant for systemd itself: harmless. */
+	{ "MAINPID", false, NULL },
+	{ "ERRNO", false, NULL },
+	{ "BUSERROR", false, NULL },
+	{ "EXIT_STATUS", false, NULL },
+	{ "RELOADING", false, NULL },
+	{ "MONOTONIC_USEC", false, NULL },
+	{ "EXTEND_TIMEOUT", true, NULL },
+	{ "FDSTORE", true, NULL },
+	{ "FDNAME", true, NULL },
+	{ "WATCHDOG_USEC", false, NULL },
+	{ "BARRIER", false, NULL },
+};
+
+static void
 pool_notify_assign(void *arg, const char *key, const char *value)
 {
 	struct notify_ctx *nc = arg;
-	struct worker *w = nc->worker;
-	struct pool *p = nc->pool;
-	uint64_t n;
+	const struct notify_key *k;
+	size_t i;
 
 	if (value == NULL) {
-		nlog(w, LOG_WARNING, "notify: ignored malformed line \"%.64s\" "
-		    "(expected KEY=VALUE)", key);
+		nlog(nc->worker, LOG_WARNING, "notify: ignored malformed line "
+		    "\"%.64s\" (expected KEY=VALUE)", key);
 		return;
 	}
-	if (strcmp(key, "READY") == 0) {
-		if (strcmp(value, "1") != 0)
-			nlog(w, LOG_WARNING, "notify: ignored READY=%.32s "
-			    "(expected READY=1)", value);
-		else if (w->state == WS_STARTING && !w->failed)
-			pool_worker_ready(p, w);
-	} else if (strcmp(key, "STATUS") == 0) {
-		free(w->status);
-		w->status = text_sanitize(value, strlen(value), STATUS_MAX);
-	} else if (strcmp(key, "TASKS") == 0) {
-		/* Digits only: strtoull() takes " -1" and "+7". */
-		if (parse_digits(value, UINT64_MAX, &n) == -1) {
-			nlog(w, LOG_WARNING, "notify: ignored TASKS=%.32s "
-			    "(expected a count of completed tasks)", value);
+	for (i = 0; i < sizeof notify_keys / sizeof *notify_keys; i++) {
+		k = &notify_keys[i];
+		if (k->prefix ? strncmp(key, k->key, strlen(k->key)) == 0 :
+		    strcmp(key, k->key) == 0) {
+			if (k->fn != NULL)
+				k->fn(nc->pool, nc->worker, value);
 			return;
 		}
-		if (n < w->tasks)
-			nlog(w, LOG_WARNING, "notify: TASKS=%llu is below the "
-			    "previous %llu; TASKS is cumulative",
-			    (unsigned long long)n,
-			    (unsigned long long)w->tasks);
-		w->tasks = n;
-		if (w->state == WS_READY && w->limits.max_tasks != 0 &&
-		    w->tasks >= w->limits.max_tasks) {
-			char detail[64];
-
-			snprintf(detail, sizeof detail, "tasks %llu >= %llu",
-			    (unsigned long long)n,
-			    (unsigned long long)w->limits.max_tasks);
-			pool_want_recycle(p, w, REASON_TASKS, detail);
-		}
-	} else if (strcmp(key, "RECYCLE") == 0) {
-		if (strcmp(value, "1") != 0)
-			nlog(w, LOG_WARNING, "notify: ignored RECYCLE=%.32s "
-			    "(expected RECYCLE=1)", value);
-		else
-			pool_want_recycle(p, w, REASON_REQUEST,
-			    "worker sent RECYCLE=1");
-	} else if (strcmp(key, "STOPPING") == 0) {
-		if (strcmp(value, "1") != 0 || w->state == WS_DRAINING ||
-		    w->state == WS_KILLED)
-			return;
-		wlog(w, LOG_NOTICE, "recycling (stopping): worker sent "
-		    "STOPPING=1");
-		snprintf(w->recycle_detail, sizeof w->recycle_detail,
-		    "worker sent STOPPING=1");
-		replacement_unlink(p, w->replaces);
-		worker_drain(w, REASON_STOPPING, w->cfg->drain_timeout_ms);
-		pool_reconcile(p);
-	} else if (strcmp(key, "WATCHDOG") == 0) {
-		w->watchdog_mono = mono_now();
-		if (strcmp(value, "trigger") == 0)
-			pool_watchdog_kill(p, w, "worker sent WATCHDOG=trigger");
-		else if (strcmp(value, "1") != 0)
-			nlog(w, LOG_WARNING, "notify: ignored WATCHDOG=%.32s "
-			    "(expected WATCHDOG=1 or WATCHDOG=trigger)", value);
-	} else if (strcmp(key, "MAINPID") == 0 || strcmp(key, "ERRNO") == 0 ||
-	    strcmp(key, "BUSERROR") == 0 || strcmp(key, "EXIT_STATUS") == 0 ||
-	    strcmp(key, "RELOADING") == 0 || strcmp(key, "MONOTONIC_USEC") == 0 ||
-	    strncmp(key, "EXTEND_TIMEOUT", 14) == 0 ||
-	    strncmp(key, "FDSTORE", 7) == 0 || strncmp(key, "FDNAME", 6) == 0 ||
-	    strcmp(key, "WATCHDOG_USEC") == 0 || strcmp(key, "BARRIER") == 0) {
-		/* sd_notify messages meant for systemd itself: harmless. */
-	} else {
-		wlog(w, LOG_DEBUG, "notify: ignored unknown %.64s=", key);
 	}
+	wlog(nc->worker, LOG_DEBUG, "notify: ignored unknown %.64s=", key);
 }
 
 void
@@ -1426,7 +1501,7 @@ pool_new(struct recyclerd *rd, struct config *snap,
 	p->name = xstrdup(cfg->name);
 	p->snap = config_ref(snap);
 	p->cfg = cfg;
-	p->state = POOL_RUNNING;
+	p->state = POOL_RUNNING;	/* the first state, not a transition */
 	TAILQ_INIT(&p->workers);
 	TAILQ_INIT(&p->work);
 	p->ncpu = ncpu();
@@ -1507,7 +1582,7 @@ pool_apply(struct pool *p, struct config *snap, const struct pool_config *cfg,
 	pool_set_desired(p, cfg->workers);
 	pool_prepare(p);
 	if (p->state == POOL_REMOVED)
-		p->state = POOL_RUNNING;
+		pool_set_state(p, POOL_RUNNING, "back in the configuration");
 	p->trim = true;
 	slot_queue_all(p);
 	ev_timer_stop(p->rd->loop, &p->sample);
@@ -1534,7 +1609,7 @@ pool_apply(struct pool *p, struct config *snap, const struct pool_config *cfg,
 void
 pool_remove(struct pool *p)
 {
-	p->state = POOL_REMOVED;
+	pool_set_state(p, POOL_REMOVED, "removed from the configuration");
 	plog(p, LOG_INFO, "removed from the configuration: draining %u "
 	    "worker%s", p->nworkers, p->nworkers == 1 ? "" : "s");
 	p->trim = true;
@@ -1548,7 +1623,7 @@ pool_start(struct pool *p)
 
 	if (p->state == POOL_FAILED)
 		plog(p, LOG_NOTICE, "restarting after failure");
-	p->state = POOL_RUNNING;
+	pool_set_state(p, POOL_RUNNING, "start command");
 	for (i = 0; i < p->nslots; i++) {
 		ev_timer_stop(p->rd->loop, &p->slots[i]->respawn);
 		p->slots[i]->failures = 0;
@@ -1565,7 +1640,7 @@ pool_stop(struct pool *p)
 {
 	unsigned int i;
 
-	p->state = POOL_STOPPED;
+	pool_set_state(p, POOL_STOPPED, "stop command");
 	for (i = 0; i < p->nslots; i++)
 		ev_timer_stop(p->rd->loop, &p->slots[i]->respawn);
 	plog(p, LOG_INFO, "stopping %u worker%s", p->nworkers,

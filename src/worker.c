@@ -438,16 +438,12 @@ worker_env(const struct worker *w, const struct pool *p, char *pid_vars[2])
 	return env;
 }
 
-struct worker *
-worker_spawn(struct pool *p, unsigned int slot, unsigned int gen,
+/* A worker not yet started: its fields, limits and watchers. */
+static struct worker *
+worker_new(struct pool *p, unsigned int slot, unsigned int gen,
     struct config *snap, const struct pool_config *cfg)
 {
-	struct recyclerd *rd = p->rd;
-	struct spawn_req req = { 0 };
-	int out[2] = { -1, -1 }, err[2] = { -1, -1 };
 	struct worker *w = xcalloc(1, sizeof *w);
-	char **env;
-	pid_t pid;
 
 	w->pool = p;
 	w->slot = slot;
@@ -465,14 +461,14 @@ worker_spawn(struct pool *p, unsigned int slot, unsigned int gen,
 	w->pidfd = -1;
 	ev_io_init(&w->cg_event, worker_cg_event_cb, -1, EV_READ);
 	LIST_INIT(&w->orphans);
+	return w;
+}
 
-	if (p->cg != NULL && (w->cg = cgroup_worker_open(p->cg, slot, gen,
-	    cfg->memory_high, cfg->memory_max)) == NULL)
-		log_warn("pool %s worker %u: unable to create its cgroup: %s; "
-		    "it runs in the pool's group, measured through /proc, "
-		    "without its own memory_high or memory_max", p->name, slot,
-		    strerror(errno));
-	env = worker_env(w, p, req.pid_vars);
+/* Its stdout and stderr: journal streams, or pipes we read (out[0],
+ * err[0]); -1 where neither could be made. */
+static void
+worker_stdio(const struct pool *p, int out[2], int err[2])
+{
 	if (log_to_journal()) {
 		/* Straight into the journal, one identifier per pool. */
 		char ident[64];
@@ -485,25 +481,56 @@ worker_spawn(struct pool *p, unsigned int slot, unsigned int gen,
 	} else if (pipe2(out, O_CLOEXEC) == -1 || pipe2(err, O_CLOEXEC) == -1) {
 		log_warn_errno("pool %s: unable to make output pipes", p->name);
 	}
-	req.argv = cfg->argv;
-	req.envp = env;
-	req.directory = cfg->directory;
-	req.set_ids = cfg->user != NULL || cfg->group != NULL;
-	req.uid = cfg->user != NULL ? cfg->uid : getuid();
-	req.gid = cfg->gid;
-	req.groups = p->groups;
-	req.ngroups = p->ngroups;
-	req.fds = p->sockets.fds;
-	req.nfds = p->sockets.n;
-	req.stdout_fd = out[1];
-	req.stderr_fd = err[1];
-	req.cgroup_dir_fd = w->cg ? cgroup_dir_fd(w->cg) : -1;
-	req.cgroup_procs_fd = w->cg ? cgroup_procs_fd(w->cg) : -1;
-	req.pdeathsig = SIGKILL;
-	req.nofile = rd->nofile;
-	req.drop_caps = cfg->capabilities != CAPS_ALL;
-	req.capabilities = cfg->capabilities;
-	req.no_new_privs = cfg->no_new_privs;
+}
+
+/* What the spawner needs to start it; env is the caller's to free. */
+static void
+worker_request(const struct worker *w, const struct pool *p, char **env,
+    int stdout_fd, int stderr_fd, struct spawn_req *req)
+{
+	const struct pool_config *cfg = w->cfg;
+
+	req->argv = cfg->argv;
+	req->envp = env;
+	req->directory = cfg->directory;
+	req->set_ids = cfg->user != NULL || cfg->group != NULL;
+	req->uid = cfg->user != NULL ? cfg->uid : getuid();
+	req->gid = cfg->gid;
+	req->groups = p->groups;
+	req->ngroups = p->ngroups;
+	req->fds = p->sockets.fds;
+	req->nfds = p->sockets.n;
+	req->stdout_fd = stdout_fd;
+	req->stderr_fd = stderr_fd;
+	req->cgroup_dir_fd = w->cg ? cgroup_dir_fd(w->cg) : -1;
+	req->cgroup_procs_fd = w->cg ? cgroup_procs_fd(w->cg) : -1;
+	req->pdeathsig = SIGKILL;
+	req->nofile = p->rd->nofile;
+	req->drop_caps = cfg->capabilities != CAPS_ALL;
+	req->capabilities = cfg->capabilities;
+	req->no_new_privs = cfg->no_new_privs;
+}
+
+struct worker *
+worker_spawn(struct pool *p, unsigned int slot, unsigned int gen,
+    struct config *snap, const struct pool_config *cfg)
+{
+	struct recyclerd *rd = p->rd;
+	struct spawn_req req = { 0 };
+	int out[2] = { -1, -1 }, err[2] = { -1, -1 };
+	struct worker *w = worker_new(p, slot, gen, snap, cfg);
+	char **env;
+	pid_t pid;
+
+	if (p->cg != NULL && (w->cg = cgroup_worker_open(p->cg, slot, gen,
+	    cfg->memory_high, cfg->memory_max)) == NULL)
+		log_warn("pool %s worker %u: unable to create its cgroup: %s; "
+		    "it runs in the pool's group, measured through /proc, "
+		    "without its own memory_high or memory_max", p->name, slot,
+		    strerror(errno));
+	env = worker_env(w, p, req.pid_vars);
+	worker_stdio(p, out, err);
+	worker_request(w, p, env, out[1], err[1], &req);
 
 	pid = spawner_spawn(rd->spawner, &req, &w->exec_fd);
 	strv_free(env);
@@ -535,7 +562,7 @@ worker_spawn(struct pool *p, unsigned int slot, unsigned int gen,
 	if (err[0] != -1)
 		output_start(rd, err[0], p->name, (int)slot, pid, "stderr");
 	w->spawn_mono = w->state_mono = mono_now();
-	w->state = WS_STARTING;
+	w->state = WS_STARTING;	/* the first state, not a transition */
 	ev_io_init(&w->exec_io, worker_exec_cb, w->exec_fd, EV_READ);
 	w->exec_io.data = w;
 	ev_io_start(rd->loop, &w->exec_io);

@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_policy.c - the pure decisions: keep, recycle, kill, baseline; the
- * arithmetic of jitter, backoff and rapid failure.
+ * arithmetic of jitter, backoff and rapid failure; what an exit was.
  */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <signal.h>
+#include <sys/wait.h>
 
 #include "heap.h"
 #include "policy.h"
@@ -348,6 +350,166 @@ test_median(void **state)
 	assert_true(policy_median(NULL, 0) == 0.0);
 }
 
+/* ---- exits ---- */
+
+#define EXITED(n)	W_EXITCODE((n), 0)
+#define KILLED(sig)	W_EXITCODE(0, (sig))
+
+/* A ready worker, up for 10s of a min_uptime of 5s, that exited 0. */
+static struct exit_facts
+exit_of(void)
+{
+	return (struct exit_facts){ .status = EXITED(0), .ready = true,
+		.uptime_ms = 10000, .min_uptime_ms = 5000 };
+}
+
+static void
+assert_exit(const struct exit_facts *f, enum exit_kind kind,
+    enum reason reason, bool failure, bool failed_start, bool oom,
+    bool count_recycle)
+{
+	struct exit_class c = policy_classify_exit(f);
+
+	assert_int_equal(c.kind, kind);
+	assert_string_equal(reason_name(c.reason), reason_name(reason));
+	assert_int_equal(c.failure, failure);
+	assert_int_equal(c.failed_start, failed_start);
+	assert_int_equal(c.oom, oom);
+	assert_int_equal(c.count_recycle, count_recycle);
+}
+
+static void
+test_exit_asked_for_is_a_recycle_a_kill_or_an_exit(void **state)
+{
+	struct exit_facts f = exit_of();
+	static const enum reason recycles[] = { REASON_MEMORY, REASON_TASKS,
+		REASON_LIFETIME, REASON_REQUEST, REASON_STOPPING,
+		REASON_MANUAL, REASON_RELOAD, REASON_WATCHDOG,
+		REASON_POOL_MEMORY };
+	size_t i;
+
+	(void)state;
+	f.stopping = true;
+	for (i = 0; i < sizeof recycles / sizeof *recycles; i++) {
+		f.stop_reason = recycles[i];
+		assert_exit(&f, EXIT_RECYCLE, recycles[i], false, false,
+		    false, true);
+	}
+	/* Killed over kill_memory: a kill, not counted as a recycle. */
+	f.stop_reason = REASON_KILL_MEMORY;
+	f.status = KILLED(SIGKILL);
+	assert_exit(&f, EXIT_KILL, REASON_KILL_MEMORY, false, false, false,
+	    false);
+	/* ... even when the group counted an OOM kill meanwhile. */
+	f.oom_kill = true;
+	assert_exit(&f, EXIT_KILL, REASON_KILL_MEMORY, false, false, false,
+	    false);
+	/* Scaled down or shut down: a plain exit, whatever its status. */
+	f = exit_of();
+	f.stopping = true;
+	f.stop_reason = REASON_SCALE;
+	f.status = EXITED(3);
+	assert_exit(&f, EXIT_EXIT, REASON_SCALE, false, false, false, false);
+	f.stop_reason = REASON_SHUTDOWN;
+	f.ready = false;	/* stopped while starting: no failed start */
+	assert_exit(&f, EXIT_EXIT, REASON_SHUTDOWN, false, false, false,
+	    false);
+	assert_string_equal(exit_kind_name(EXIT_RECYCLE), "recycle");
+	assert_string_equal(exit_kind_name(EXIT_KILL), "kill");
+	assert_string_equal(exit_kind_name(EXIT_EXIT), "exit");
+	assert_string_equal(exit_kind_name(EXIT_OOM), "oom");
+	assert_string_equal(exit_kind_name(EXIT_CRASH), "crash");
+}
+
+static void
+test_exit_unasked_is_a_crash(void **state)
+{
+	struct exit_facts f = exit_of();
+
+	(void)state;
+	assert_exit(&f, EXIT_CRASH, REASON_CRASH, true, false, false, false);
+	f.status = KILLED(SIGSEGV);
+	assert_exit(&f, EXIT_CRASH, REASON_CRASH, true, false, false, false);
+	/* Before READY=1: a failed start too. */
+	f.ready = false;
+	assert_exit(&f, EXIT_CRASH, REASON_CRASH, true, true, false, false);
+	/* SIGKILL from someone else: no OOM kill counted, a crash. */
+	f.ready = true;
+	f.status = KILLED(SIGKILL);
+	assert_exit(&f, EXIT_CRASH, REASON_CRASH, true, false, false, false);
+	/* An OOM kill counted, but the worker exited on its own. */
+	f.oom_kill = true;
+	f.status = EXITED(1);
+	assert_exit(&f, EXIT_CRASH, REASON_CRASH, true, false, false, false);
+}
+
+static void
+test_exit_oom_kill_fails_only_a_start(void **state)
+{
+	struct exit_facts f = exit_of();
+
+	(void)state;
+	f.oom_kill = true;
+	f.status = KILLED(SIGKILL);
+	assert_exit(&f, EXIT_OOM, REASON_OOM, false, false, true, true);
+	/* During start-up it would loop: a failure, still an OOM. */
+	f.ready = false;
+	assert_exit(&f, EXIT_OOM, REASON_OOM, true, true, true, true);
+	/* While draining, the SIGKILL may be ours: an asked-for exit. */
+	f.ready = true;
+	f.stopping = true;
+	f.stop_reason = REASON_MEMORY;
+	assert_exit(&f, EXIT_RECYCLE, REASON_MEMORY, false, false, false,
+	    true);
+}
+
+static void
+test_exit_failed_start_says_why(void **state)
+{
+	struct exit_facts f = exit_of();
+
+	(void)state;
+	/* No READY=1 within ready_timeout: killed by us, still a failure. */
+	f.ready = false;
+	f.failed = true;
+	f.stopping = true;
+	f.stop_reason = REASON_READY_TIMEOUT;
+	f.status = KILLED(SIGKILL);
+	assert_exit(&f, EXIT_CRASH, REASON_READY_TIMEOUT, true, true, false,
+	    false);
+	f.oom_kill = true;	/* our SIGKILL, not the OOM killer's */
+	assert_exit(&f, EXIT_CRASH, REASON_READY_TIMEOUT, true, true, false,
+	    false);
+	/* The exec failed: it exits 127 on its own. */
+	f = exit_of();
+	f.ready = false;
+	f.failed = true;
+	f.status = EXITED(127);
+	assert_exit(&f, EXIT_CRASH, REASON_CRASH, true, true, false, false);
+	/* ... and stays a failure when it was being stopped anyway. */
+	f.stopping = true;
+	f.stop_reason = REASON_SCALE;
+	assert_exit(&f, EXIT_CRASH, REASON_SCALE, true, true, false, false);
+}
+
+static void
+test_exit_after_min_uptime_resets_the_backoff(void **state)
+{
+	struct exit_facts f = exit_of();
+
+	(void)state;
+	f.status = EXITED(1);
+	assert_true(policy_classify_exit(&f).reset_failures);
+	f.uptime_ms = f.min_uptime_ms;
+	assert_true(policy_classify_exit(&f).reset_failures);
+	f.uptime_ms = f.min_uptime_ms - 1;
+	assert_false(policy_classify_exit(&f).reset_failures);
+	/* Never ready: however long it took, the backoff goes on. */
+	f.uptime_ms = 60000;
+	f.ready = false;
+	assert_false(policy_classify_exit(&f).reset_failures);
+}
+
 int
 main(void)
 {
@@ -372,6 +534,12 @@ main(void)
 		cmocka_unit_test(test_max_recycling_auto),
 		cmocka_unit_test(test_median),
 		cmocka_unit_test(test_heap_orders_by_key_then_arrival),
+		cmocka_unit_test(
+		    test_exit_asked_for_is_a_recycle_a_kill_or_an_exit),
+		cmocka_unit_test(test_exit_unasked_is_a_crash),
+		cmocka_unit_test(test_exit_oom_kill_fails_only_a_start),
+		cmocka_unit_test(test_exit_failed_start_says_why),
+		cmocka_unit_test(test_exit_after_min_uptime_resets_the_backoff),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
