@@ -106,51 +106,6 @@ args_parse(int argc, char **argv, struct args *a)
 	}
 }
 
-/* ---- pid map ---- */
-
-static unsigned int
-pid_bucket(pid_t pid)
-{
-	return ((unsigned int)pid * 2654435761u) % PIDMAP_BUCKETS;
-}
-
-void
-pidmap_add(struct recyclerd *rd, pid_t pid, struct worker *w)
-{
-	struct pidmap_entry *e = xmalloc(sizeof *e);
-	unsigned int b = pid_bucket(pid);
-
-	e->pid = pid;
-	e->worker = w;
-	e->next = rd->pidmap[b];
-	rd->pidmap[b] = e;
-}
-
-void
-pidmap_del(struct recyclerd *rd, pid_t pid)
-{
-	struct pidmap_entry **pp, *e;
-
-	for (pp = &rd->pidmap[pid_bucket(pid)]; (e = *pp) != NULL;
-	    pp = &e->next)
-		if (e->pid == pid) {
-			*pp = e->next;
-			free(e);
-			return;
-		}
-}
-
-struct worker *
-pidmap_get(struct recyclerd *rd, pid_t pid)
-{
-	struct pidmap_entry *e;
-
-	for (e = rd->pidmap[pid_bucket(pid)]; e != NULL; e = e->next)
-		if (e->pid == pid)
-			return e->worker;
-	return NULL;
-}
-
 /* ---- the workers' notify socket ---- */
 
 /* The worker that pid is, or descends from; NULL if none. */
@@ -161,7 +116,7 @@ worker_of_pid(struct recyclerd *rd, pid_t pid)
 	int depth;
 
 	for (depth = 0; depth < 16 && pid > 1 && pid != rd->pid; depth++) {
-		if ((w = pidmap_get(rd, pid)) != NULL)
+		if ((w = pidmap_get(&rd->pidmap, pid)) != NULL)
 			return w;
 		if (proc_stat_ids(pid, &pid, NULL, NULL) == -1)
 			return NULL;
@@ -874,6 +829,7 @@ main(int argc, char **argv)
 	orphans_free(rd.orphans);	/* kills what is left of our children */
 	guard_stop(rd.guard);
 	events_free(rd.events);
+	pidmap_clear(&rd.pidmap);
 	config_unref(rd.cfg);
 	ev_loop_destroy(rd.loop);
 	return rd.exit_code;

@@ -15,6 +15,8 @@
 
 #include <ev.h>
 
+#include "pidmap.h"
+
 struct config;
 struct cgroup_root;
 struct control;
@@ -26,14 +28,6 @@ struct spawner;
 struct pool;
 struct worker;
 
-/* Open hash of live worker pids, for notify messages and the guard. */
-#define PIDMAP_BUCKETS	1024
-struct pidmap_entry {
-	pid_t		 pid;
-	struct worker	*worker;
-	struct pidmap_entry *next;
-};
-
 struct recyclerd {
 	struct ev_loop	*loop;
 	char		*config_path;
@@ -42,7 +36,7 @@ struct recyclerd {
 	long		 nofile;	/* RLIMIT_NOFILE soft limit at start */
 
 	LIST_HEAD(, pool) pools;	/* every pool, removed ones until empty */
-	struct pidmap_entry *pidmap[PIDMAP_BUCKETS];
+	struct pidmap	 pidmap;	/* live worker pid -> struct worker */
 
 	struct notify	*notify;	/* the workers' NOTIFY_SOCKET */
 	struct events	*events;	/* ring of recent events */
@@ -77,9 +71,5 @@ void	recyclerd_stop(struct recyclerd *);
 void	recyclerd_check(struct recyclerd *);
 
 struct pool *recyclerd_find_pool(struct recyclerd *, const char *name);
-
-void	 pidmap_add(struct recyclerd *, pid_t, struct worker *);
-void	 pidmap_del(struct recyclerd *, pid_t);
-struct worker *pidmap_get(struct recyclerd *, pid_t);
 
 #endif /* RECYCLERD_RECYCLERD_H */
