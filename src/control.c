@@ -235,12 +235,10 @@ reply_error(const char *fmt, ...)
 	char *msg;
 
 	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) == -1)
-		msg = NULL;
+	msg = vasprintf_or("out of memory", fmt, ap);
 	va_end(ap);
 	json_object_object_add(o, "ok", json_object_new_boolean(0));
-	json_object_object_add(o, "error",
-	    json_object_new_string(msg ? msg : "out of memory"));
+	json_object_object_add(o, "error", json_object_new_string(msg));
 	free(msg);
 	return o;
 }
