@@ -741,6 +741,26 @@ is_dir_entry(int dir_fd, const struct dirent *d)
 	    S_ISDIR(st.st_mode);
 }
 
+/*
+ * A directory stream on a close-on-exec copy of fd (fdopendir takes the
+ * descriptor it is given; fd stays ours). NULL with errno set.
+ */
+static DIR *
+opendir_dup(int fd)
+{
+	DIR *dir;
+	int copy, saved;
+
+	if ((copy = dup_cloexec(fd)) == -1)
+		return NULL;
+	if ((dir = fdopendir(copy)) == NULL) {
+		saved = errno;
+		close(copy);
+		errno = saved;
+	}
+	return dir;
+}
+
 /* Kill everything below and in dir_fd/name, then remove it all. */
 static int
 remove_tree(int parent_fd, const char *name, bool is_v2,
@@ -756,7 +776,7 @@ remove_tree(int parent_fd, const char *name, bool is_v2,
 	/* cgroup.kill takes the whole subtree at once, before the walk. */
 	if (kill_group(fd, is_v2) == -1)
 		rc = -1;
-	if ((dir = fdopendir(dup(fd))) != NULL) {
+	if ((dir = opendir_dup(fd)) != NULL) {
 		while ((d = readdir(dir)) != NULL)
 			if (is_dir_entry(dirfd(dir), d) &&
 			    remove_tree(fd, d->d_name, is_v2, wait_ms) == -1)
@@ -827,7 +847,7 @@ remove_stale(struct cgroup_root *r, const char *own_v2)
 	bool is_v2 = r->version == CG_V2;
 	char *sup;
 
-	if ((dir = fdopendir(dup(r->dir_fd))) == NULL)
+	if ((dir = opendir_dup(r->dir_fd)) == NULL)
 		return -1;
 	while ((d = readdir(dir)) != NULL) {
 		if (!is_dir_entry(r->dir_fd, d))
@@ -845,7 +865,7 @@ remove_stale(struct cgroup_root *r, const char *own_v2)
 		    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (pool_fd == -1)
 			continue;
-		if ((pool = fdopendir(dup(pool_fd))) == NULL) {
+		if ((pool = opendir_dup(pool_fd)) == NULL) {
 			close(pool_fd);
 			continue;
 		}

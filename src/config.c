@@ -408,65 +408,60 @@ all_digits(const char *s)
 	return true;
 }
 
-/* Look a user up by name, or by number; false if unknown. */
+/*
+ * Look a user (user: uid and primary gid) or a group (gid) up by name, or
+ * by number; false if unknown. The buffer grows while the entry does not
+ * fit (ERANGE: a group with many members), up to a few MiB.
+ */
 static bool
-lookup_user(const char *name, uid_t *uid, gid_t *gid)
+lookup_id(const char *name, bool user, uid_t *uid, gid_t *gid)
 {
-	struct passwd pw, *res = NULL;
+	struct passwd pw, *pwres = NULL;
+	struct group gr, *grres = NULL;
+	bool num = all_digits(name);
 	size_t size = 16384;
 	uint32_t id = 0;
 	char *buf;
 	int rc;
 
 	/* strtoul() would wrap 4294967296 to 0: root. */
-	if (all_digits(name) && parse_id(name, &id) == -1)
+	if (num && parse_id(name, &id) == -1)
 		return false;
 	for (;;) {
 		buf = xmalloc(size);
-		if (all_digits(name))
-			rc = getpwuid_r((uid_t)id, &pw, buf, size, &res);
+		if (user && num)
+			rc = getpwuid_r((uid_t)id, &pw, buf, size, &pwres);
+		else if (user)
+			rc = getpwnam_r(name, &pw, buf, size, &pwres);
+		else if (num)
+			rc = getgrgid_r((gid_t)id, &gr, buf, size, &grres);
 		else
-			rc = getpwnam_r(name, &pw, buf, size, &res);
+			rc = getgrnam_r(name, &gr, buf, size, &grres);
 		if (rc != ERANGE || size > 1024 * 1024)
 			break;
 		free(buf);
 		size *= 4;
 	}
-	if (res != NULL) {
+	if (pwres != NULL) {
 		*uid = pw.pw_uid;
 		*gid = pw.pw_gid;
 	}
+	if (grres != NULL)
+		*gid = gr.gr_gid;
 	free(buf);
-	return res != NULL;
+	return pwres != NULL || grres != NULL;
 }
 
-/* Look a group up by name, or by number; false if unknown. */
+static bool
+lookup_user(const char *name, uid_t *uid, gid_t *gid)
+{
+	return lookup_id(name, true, uid, gid);
+}
+
 static bool
 lookup_group(const char *name, gid_t *gid)
 {
-	struct group gr, *res = NULL;
-	size_t size = 16384;
-	uint32_t id = 0;
-	char *buf;
-	int rc;
-
-	if (all_digits(name) && parse_id(name, &id) == -1)
-		return false;
-	for (;;) {
-		buf = xmalloc(size);
-		if (all_digits(name))
-			rc = getgrgid_r((gid_t)id, &gr, buf, size, &res);
-		else
-			rc = getgrnam_r(name, &gr, buf, size, &res);
-		if (rc != ERANGE || size > 1024 * 1024)
-			break;
-		free(buf);
-		size *= 4;
-	}
-	if (res != NULL)
-		*gid = gr.gr_gid;
-	free(buf);
-	return res != NULL;
+	return lookup_id(name, false, NULL, gid);
 }
 
 /* Why name is no user (what "user"/"group"): out of range, or unknown. */

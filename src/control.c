@@ -236,12 +236,10 @@ reply_error(const char *fmt, ...)
 	char *msg;
 
 	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) == -1)
-		msg = NULL;
+	msg = vasprintf_or("out of memory", fmt, ap);
 	va_end(ap);
 	json_object_object_add(o, "ok", json_object_new_boolean(0));
-	json_object_object_add(o, "error",
-	    json_object_new_string(msg ? msg : "out of memory"));
+	json_object_object_add(o, "error", json_object_new_string(msg));
 	free(msg);
 	return o;
 }
@@ -529,7 +527,7 @@ status_step(struct recyclerd *rd, struct cursor *cur, const struct sink *k)
 	struct pool *p;
 
 	while (cur->ipool < cur->npools) {
-		p = recyclerd_find_pool(rd, cur->pools[cur->ipool]);
+		p = pool_find(rd, cur->pools[cur->ipool]);
 		if (p == NULL) {
 			/* Removed by a reload meanwhile. */
 			if (cur->in_workers)
@@ -617,7 +615,7 @@ cmd_status(struct request *rq)
 	size_t n = 0;
 
 	if (rq->argc == 1 &&
-	    (only = recyclerd_find_pool(rd, rq->argv[0])) == NULL)
+	    (only = pool_find(rd, rq->argv[0])) == NULL)
 		return reply_error("no such pool: %s", rq->argv[0]);
 	/* The head now; "pools" from the cursor, a step at a time. */
 	cur->kind = CUR_STATUS;
@@ -673,7 +671,7 @@ cmd_recycle(struct request *rq)
 	if (!all && (err = parse_count("recycle", "worker", rq->argv[1],
 	    SCALE_MAX - 1, &slot)) != NULL)
 		return err;
-	if ((p = recyclerd_find_pool(rq->rd, rq->argv[0])) == NULL)
+	if ((p = pool_find(rq->rd, rq->argv[0])) == NULL)
 		return reply_error("no such pool: %s", rq->argv[0]);
 	n = pool_recycle(p, all ? -1 : (int)slot, REASON_MANUAL);
 	if (n < 0)
@@ -695,7 +693,7 @@ cmd_scale(struct request *rq)
 	if ((err = parse_count("scale", "count", rq->argv[1], SCALE_MAX,
 	    &n)) != NULL)
 		return err;
-	if ((p = recyclerd_find_pool(rq->rd, rq->argv[0])) == NULL)
+	if ((p = pool_find(rq->rd, rq->argv[0])) == NULL)
 		return reply_error("no such pool: %s", rq->argv[0]);
 	pool_scale(p, (unsigned int)n);
 	return pool_reply(p);
@@ -706,7 +704,7 @@ cmd_stop(struct request *rq)
 {
 	struct pool *p;
 
-	if ((p = recyclerd_find_pool(rq->rd, rq->argv[0])) == NULL)
+	if ((p = pool_find(rq->rd, rq->argv[0])) == NULL)
 		return reply_error("no such pool: %s", rq->argv[0]);
 	pool_stop(p);
 	return pool_reply(p);
@@ -717,7 +715,7 @@ cmd_start(struct request *rq)
 {
 	struct pool *p;
 
-	if ((p = recyclerd_find_pool(rq->rd, rq->argv[0])) == NULL)
+	if ((p = pool_find(rq->rd, rq->argv[0])) == NULL)
 		return reply_error("no such pool: %s", rq->argv[0]);
 	pool_start(p);
 	return pool_reply(p);
@@ -729,7 +727,9 @@ cmd_reload(struct request *rq)
 	json_object *o;
 	char *err = NULL;
 
-	if (recyclerd_reload(rq->rd, &err) == 0) {
+	if (rq->rd->reload == NULL)
+		return reply_error("reload: not available");
+	if (rq->rd->reload(rq->rd, &err) == 0) {
 		free(err);
 		return reply_ok();
 	}

@@ -24,11 +24,8 @@ diag_add(struct diag *d, const char *fmt, ...)
 	char *msg;
 
 	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) == -1)
-		msg = NULL;
+	msg = vasprintf_or("out of memory formatting a diagnostic", fmt, ap);
 	va_end(ap);
-	if (msg == NULL)
-		msg = xstrdup("out of memory formatting a diagnostic");
 	d->msgs = xrealloc(d->msgs, (d->n + 1) * sizeof *d->msgs);
 	d->msgs[d->n++] = msg;
 }

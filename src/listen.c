@@ -168,13 +168,6 @@ listen_key(const struct listen_spec *ls)
 	return xstrdup("?");
 }
 
-/* A copy of fd that never lands on 0..2 and is close-on-exec. */
-static int
-dup_cloexec(int fd)
-{
-	return fcntl(fd, F_DUPFD_CLOEXEC, 3);
-}
-
 /* --- TCP ------------------------------------------------------------------ */
 
 static int

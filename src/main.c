@@ -43,6 +43,10 @@
 
 #define EXIT_BAD_CONFIG_TEST	1	/* -t: the design's "exits 0 or 1" */
 
+static int	recyclerd_reload(struct recyclerd *, char **err);
+static void	recyclerd_stop(struct recyclerd *);
+static void	recyclerd_check(struct recyclerd *);
+
 struct args {
 	const char	*config_path;
 	bool		 check_only;
@@ -106,51 +110,6 @@ args_parse(int argc, char **argv, struct args *a)
 	}
 }
 
-/* ---- pid map ---- */
-
-static unsigned int
-pid_bucket(pid_t pid)
-{
-	return ((unsigned int)pid * 2654435761u) % PIDMAP_BUCKETS;
-}
-
-void
-pidmap_add(struct recyclerd *rd, pid_t pid, struct worker *w)
-{
-	struct pidmap_entry *e = xmalloc(sizeof *e);
-	unsigned int b = pid_bucket(pid);
-
-	e->pid = pid;
-	e->worker = w;
-	e->next = rd->pidmap[b];
-	rd->pidmap[b] = e;
-}
-
-void
-pidmap_del(struct recyclerd *rd, pid_t pid)
-{
-	struct pidmap_entry **pp, *e;
-
-	for (pp = &rd->pidmap[pid_bucket(pid)]; (e = *pp) != NULL;
-	    pp = &e->next)
-		if (e->pid == pid) {
-			*pp = e->next;
-			free(e);
-			return;
-		}
-}
-
-struct worker *
-pidmap_get(struct recyclerd *rd, pid_t pid)
-{
-	struct pidmap_entry *e;
-
-	for (e = rd->pidmap[pid_bucket(pid)]; e != NULL; e = e->next)
-		if (e->pid == pid)
-			return e->worker;
-	return NULL;
-}
-
 /* ---- the workers' notify socket ---- */
 
 /* The worker that pid is, or descends from; NULL if none. */
@@ -161,7 +120,7 @@ worker_of_pid(struct recyclerd *rd, pid_t pid)
 	int depth;
 
 	for (depth = 0; depth < 16 && pid > 1 && pid != rd->pid; depth++) {
-		if ((w = pidmap_get(rd, pid)) != NULL)
+		if ((w = pidmap_get(&rd->pidmap, pid)) != NULL)
 			return w;
 		if (proc_stat_ids(pid, &pid, NULL, NULL) == -1)
 			return NULL;
@@ -257,7 +216,7 @@ on_tidy(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)cgroup_root_tidy(rd->cg);
 }
 
-void
+static void
 recyclerd_check(struct recyclerd *rd)
 {
 	struct pool *p, *next;
@@ -319,17 +278,6 @@ on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 	recyclerd_check(rd);
 }
 
-struct pool *
-recyclerd_find_pool(struct recyclerd *rd, const char *name)
-{
-	struct pool *p;
-
-	LIST_FOREACH(p, &rd->pools, entry)
-		if (p->state != POOL_REMOVED && strcmp(p->name, name) == 0)
-			return p;
-	return NULL;
-}
-
 /* ---- reload and stop ---- */
 
 /*
@@ -368,18 +316,6 @@ diag_join(const struct diag *d)
 	return s;
 }
 
-/* The pool of that name, a removed one still draining included. */
-static struct pool *
-pool_named(struct recyclerd *rd, const char *name)
-{
-	struct pool *p;
-
-	LIST_FOREACH(p, &rd->pools, entry)
-		if (strcmp(p->name, name) == 0)
-			return p;
-	return NULL;
-}
-
 /*
  * Open the sockets of every pool of cfg into sets[] (the running pools'
  * sockets are reused), all or nothing: this is the one step of a start or
@@ -396,12 +332,12 @@ open_sockets(struct recyclerd *rd, const struct config *cfg,
 
 	for (i = 0; i < cfg->npools; i++) {
 		pc = cfg->pools[i];
-		p = pool_named(rd, pc->name);
+		p = pool_find_any(rd, pc->name);
 		if (pc->nlisten == 0 || listen_open(pc, p ? &p->sockets : NULL,
 		    &sets[i], err) == 0)
 			continue;
 		while (i-- > 0) {
-			p = pool_named(rd, cfg->pools[i]->name);
+			p = pool_find_any(rd, cfg->pools[i]->name);
 			listen_discard(&sets[i], p ? &p->sockets : NULL);
 		}
 		return -1;
@@ -409,7 +345,7 @@ open_sockets(struct recyclerd *rd, const struct config *cfg,
 	return 0;
 }
 
-int
+static int
 recyclerd_reload(struct recyclerd *rd, char **err)
 {
 	struct diag d = DIAG_INIT;
@@ -460,7 +396,7 @@ recyclerd_reload(struct recyclerd *rd, char **err)
 	for (i = 0; i < next->npools; i++) {
 		const struct pool_config *pc = next->pools[i];
 
-		if ((p = pool_named(rd, pc->name)) != NULL)
+		if ((p = pool_find_any(rd, pc->name)) != NULL)
 			pool_apply(p, next, pc, &sets[i]);
 		else
 			(void)pool_new(rd, next, pc, &sets[i]);
@@ -481,7 +417,7 @@ recyclerd_reload(struct recyclerd *rd, char **err)
 	return 0;
 }
 
-void
+static void
 recyclerd_stop(struct recyclerd *rd)
 {
 	struct pool *p;
@@ -800,6 +736,7 @@ main(int argc, char **argv)
 	/* Sockets next: a live daemon on the same path is an error, found
 	 * before we touch anything of its (its cgroups, its notify socket). */
 	make_parent_dir(rd.cfg->control_socket);
+	rd.reload = recyclerd_reload;
 	if ((rd.control = control_open(&rd)) == NULL)
 		exit(EX_OSERR);			/* control_open logged why */
 	path = notify_socket_path(rd.cfg);
@@ -880,6 +817,7 @@ main(int argc, char **argv)
 	orphans_free(rd.orphans);	/* kills what is left of our children */
 	guard_stop(rd.guard);
 	events_free(rd.events);
+	pidmap_clear(&rd.pidmap);
 	config_unref(rd.cfg);
 	ev_loop_destroy(rd.loop);
 	return rd.exit_code;

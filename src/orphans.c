@@ -269,7 +269,8 @@ attribute(struct orphans *o, pid_t pid, bool *doomed, const char **how)
 	*how = "its session";
 	if (proc_stat_ids(pid, NULL, &ids[1], &ids[0]) == 0)
 		for (i = 0; i < nitems(ids); i++) {
-			if ((w = pidmap_get(o->rd, ids[i])) != NULL)
+			w = pidmap_get(&o->rd->pidmap, ids[i]);
+			if (w != NULL)
 				return w;
 			or = (struct orphan *)ph_get(&o->orphans, ids[i]);
 			if (or != NULL && or->worker != NULL)
@@ -338,7 +339,7 @@ is_new_child(struct orphans *o, pid_t pid)
 
 	return proc_stat_ids(pid, &ppid, NULL, NULL) == 0 &&
 	    ppid == o->rd->pid && !is_helper(o, pid) &&
-	    pidmap_get(o->rd, pid) == NULL &&
+	    pidmap_get(&o->rd->pidmap, pid) == NULL &&
 	    ph_get(&o->orphans, pid) == NULL;
 }
 
@@ -365,7 +366,8 @@ orphans_sweep(struct orphans *o)
 	o->sweeps++;
 	n = memprobe_children(o->rd->pid, scratch, nitems(scratch));
 	for (i = 0; i < n; i++) {
-		if (is_helper(o, scratch[i]) || pidmap_get(o->rd, scratch[i]) ||
+		if (is_helper(o, scratch[i]) ||
+		    pidmap_get(&o->rd->pidmap, scratch[i]) != NULL ||
 		    ph_get(&o->orphans, scratch[i]) != NULL)
 			continue;
 		adopt(o, scratch[i]);
@@ -404,7 +406,7 @@ on_child(struct ev_loop *loop, ev_child *c, int revents)
 			log_debug("orphan [pid %ld] reaped", (long)c->rpid);
 		}
 		forget(o, or);
-	} else if (pidmap_get(o->rd, c->rpid) == NULL &&
+	} else if (pidmap_get(&o->rd->pidmap, c->rpid) == NULL &&
 	    !is_helper(o, c->rpid)) {
 		log_debug("reaped pid %ld, re-parented to us and gone before "
 		    "a sweep saw it", (long)c->rpid);

@@ -1492,6 +1492,25 @@ pool_worker_notify(struct pool *p, struct worker *w, char *buf, size_t len)
 /* ---- life of the pool ---- */
 
 struct pool *
+pool_find(struct recyclerd *rd, const char *name)
+{
+	struct pool *p = pool_find_any(rd, name);
+
+	return p != NULL && p->state != POOL_REMOVED ? p : NULL;
+}
+
+struct pool *
+pool_find_any(struct recyclerd *rd, const char *name)
+{
+	struct pool *p;
+
+	LIST_FOREACH(p, &rd->pools, entry)
+		if (strcmp(p->name, name) == 0)
+			return p;
+	return NULL;
+}
+
+struct pool *
 pool_new(struct recyclerd *rd, struct config *snap,
     const struct pool_config *cfg, struct listen_set *sockets)
 {

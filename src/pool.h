@@ -127,6 +127,11 @@ struct pool {
 /* Upper bounds of the overshoot histogram's buckets (the last is +Inf). */
 extern const double pool_overshoot_bounds[OVERSHOOT_BUCKETS];
 
+/* The pool of that name in rd->pools: a running one (not removed), or any,
+ * a removed one still draining included. NULL if none. */
+struct pool	*pool_find(struct recyclerd *, const char *name);
+struct pool	*pool_find_any(struct recyclerd *, const char *name);
+
 /*
  * Create a pool for section cfg of snap and start its workers, with the
  * sockets listen_open() opened for it (the pool takes them; *sockets is

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * recyclerd.h - the daemon context: one struct recyclerd, owned by main.c.
+ * Data only: no function of main.c is declared here, none is called from
+ * another module (the reload hook is a pointer main.c fills in).
  *
  * Modules receive it as an argument (never as a global) to reach the loop,
  * the running configuration, the pools and the shared services (notify
@@ -15,6 +17,8 @@
 
 #include <ev.h>
 
+#include "pidmap.h"
+
 struct config;
 struct cgroup_root;
 struct control;
@@ -26,14 +30,6 @@ struct spawner;
 struct pool;
 struct worker;
 
-/* Open hash of live worker pids, for notify messages and the guard. */
-#define PIDMAP_BUCKETS	1024
-struct pidmap_entry {
-	pid_t		 pid;
-	struct worker	*worker;
-	struct pidmap_entry *next;
-};
-
 struct recyclerd {
 	struct ev_loop	*loop;
 	char		*config_path;
@@ -42,7 +38,7 @@ struct recyclerd {
 	long		 nofile;	/* RLIMIT_NOFILE soft limit at start */
 
 	LIST_HEAD(, pool) pools;	/* every pool, removed ones until empty */
-	struct pidmap_entry *pidmap[PIDMAP_BUCKETS];
+	struct pidmap	 pidmap;	/* live worker pid -> struct worker */
 
 	struct notify	*notify;	/* the workers' NOTIFY_SOCKET */
 	struct events	*events;	/* ring of recent events */
@@ -65,21 +61,12 @@ struct recyclerd {
 					 * smaps_rollup every sample (bench) */
 	double		 started_mono;
 	double		 status_mono;	/* last STATUS= to systemd */
+
+	/* Reload the configuration from disk (main.c sets it; the control
+	 * socket calls it, so that nothing links back to main.c); 0, or -1
+	 * if it was refused and the running one is kept. *err (may be NULL)
+	 * gets the diagnostics joined by newlines; caller frees. */
+	int		(*reload)(struct recyclerd *, char **err);
 };
-
-/* Reload the configuration from disk; 0, or -1 if it was refused (the
- * running one is kept). *err (may be NULL) gets the diagnostics joined by
- * newlines; caller frees. */
-int	recyclerd_reload(struct recyclerd *, char **err);
-/* Begin a graceful stop (as SIGTERM does). */
-void	recyclerd_stop(struct recyclerd *);
-/* Called when anything changed that may complete start-up or shutdown. */
-void	recyclerd_check(struct recyclerd *);
-
-struct pool *recyclerd_find_pool(struct recyclerd *, const char *name);
-
-void	 pidmap_add(struct recyclerd *, pid_t, struct worker *);
-void	 pidmap_del(struct recyclerd *, pid_t);
-struct worker *pidmap_get(struct recyclerd *, pid_t);
 
 #endif /* RECYCLERD_RECYCLERD_H */

@@ -79,6 +79,22 @@ xasprintf(char **out, const char *fmt, ...)
 	return n;
 }
 
+char *
+vasprintf_or(const char *fallback, const char *fmt, va_list ap)
+{
+	char *s;
+
+	if (vasprintf(&s, fmt, ap) == -1)
+		s = xstrdup(fallback);
+	return s;
+}
+
+int
+dup_cloexec(int fd)
+{
+	return fcntl(fd, F_DUPFD_CLOEXEC, 3);
+}
+
 double
 mono_now(void)
 {

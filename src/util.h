@@ -7,6 +7,7 @@
 #ifndef RECYCLERD_UTIL_H
 #define RECYCLERD_UTIL_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
@@ -35,6 +36,14 @@ void	*xcalloc(size_t, size_t);
 void	*xrealloc(void *, size_t);
 char	*xstrdup(const char *);
 int	 xasprintf(char **, const char *, ...) PRINTFLIKE(2, 3);
+/* fmt formatted, or a copy of fallback if it cannot be (a message that
+ * must get out: too long for an int, or no memory); caller frees. */
+char	*vasprintf_or(const char *fallback, const char *fmt, va_list)
+	    PRINTFLIKE(2, 0);
+
+/* A copy of fd that never lands on 0..2 and is close-on-exec; -1 with
+ * errno set. */
+int	 dup_cloexec(int fd);
 
 /* Seconds on CLOCK_MONOTONIC. */
 double	 mono_now(void);

@@ -556,7 +556,7 @@ worker_spawn(struct pool *p, unsigned int slot, unsigned int gen,
 	ev_child_set(&w->child, pid, 0);
 	ev_child_start(rd->loop, &w->child);	/* before the loop runs */
 	guard_add(rd->guard, pid);
-	pidmap_add(rd, pid, w);
+	pidmap_add(&rd->pidmap, pid, w);
 	if (out[0] != -1)
 		output_start(rd, out[0], p->name, (int)slot, pid, "stdout");
 	if (err[0] != -1)
@@ -598,7 +598,7 @@ worker_free(struct worker *w)
 	if (w->log_limit.suppressed > 0)
 		wlog(w, LOG_WARNING, "notify: %u messages suppressed",
 		    w->log_limit.suppressed);
-	pidmap_del(rd, w->pid);
+	pidmap_del(&rd->pidmap, w->pid);
 	guard_del(rd->guard, w->pid);
 	memprobe_free(w->probe);
 	cgroup_close(w->cg);

@@ -112,7 +112,7 @@ pool_start(struct pool *p)
 }
 
 struct pool *
-recyclerd_find_pool(struct recyclerd *rd, const char *name)
+pool_find(struct recyclerd *rd, const char *name)
 {
 	struct pool *p;
 
@@ -122,8 +122,8 @@ recyclerd_find_pool(struct recyclerd *rd, const char *name)
 	return NULL;
 }
 
-int
-recyclerd_reload(struct recyclerd *rd, char **err)
+static int
+fake_reload(struct recyclerd *rd, char **err)
 {
 	(void)rd;
 	fake_reloads++;
@@ -302,6 +302,7 @@ fake_daemon_new(void)
 
 	fake_reloads = fake_recycles = fake_scales = 0;
 	fake_stops = fake_starts = 0;
+	rd->reload = fake_reload;
 	cfg->refs = 1;
 	cfg->control_socket = xstrdup("/nonexistent/control.sock");
 	cfg->control_group = xstrdup("wheel");
