@@ -135,18 +135,17 @@ recyclerd_reload(struct recyclerd *rd, char **err)
 	return -1;
 }
 
-/* The status command samples with smaps: pretend it worked. */
+/* status --exact reads smaps_rollup: pretend it did. */
 int
-worker_sample(struct worker *w, double now, bool force_smaps)
+worker_probe_exact(struct worker *w, double now, struct mem_sample *s)
 {
 	(void)now;
-	if (w->pid == 0)
+	if (w->pid == 0 || w->last.rss == 0)
 		return -1;
-	if (force_smaps && w->last.rss != 0) {
-		w->last.has_smaps = true;
-		w->last.pss = w->last.rss * 3 / 4;
-		w->last.uss = w->last.rss / 2;
-	}
+	*s = w->last;
+	s->has_smaps = true;
+	s->pss = w->last.rss * 3 / 4;
+	s->uss = w->last.rss / 2;
 	return 0;
 }
 

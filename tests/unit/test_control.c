@@ -237,7 +237,9 @@ test_bad_requests_get_an_error(void **state)
 	    "(commands: status, recycle, scale, stop, start, reload, events, "
 	    "metrics, version)");
 	assert_error(f, "STATUS", "unknown command");
-	assert_error(f, "status a b", "usage: status [POOL]");
+	assert_error(f, "status a b", "usage: status [--exact] [POOL]");
+	assert_error(f, "status --exact a b", "usage: status [--exact] [POOL]");
+	assert_error(f, "status --exactly", "usage: status [--exact] [POOL]");
 	assert_error(f, "recycle", "usage: recycle POOL [WORKER|all]");
 	assert_error(f, "scale web", "usage: scale POOL N");
 	assert_error(f, "stop", "usage: stop POOL");
@@ -295,7 +297,7 @@ static void
 test_status_reports_pools_and_workers(void **state)
 {
 	struct fixture *f = *state;
-	json_object *o = run(f, "status"), *web, *ws, *w, *rec;
+	json_object *o = run(f, "status --exact"), *web, *ws, *w, *rec;
 
 	assert_true(is_ok(o));
 	assert_string_equal(json_object_get_string(get(o, "version")),
@@ -335,7 +337,7 @@ test_status_reports_pools_and_workers(void **state)
 	assert_int_equal(num(w, "pid"), 1001);
 	assert_string_equal(json_object_get_string(get(w, "state")), "ready");
 	assert_int_equal(num(w, "rss"), 100 << 20);
-	assert_int_equal(num(w, "pss"), 75 << 20);	/* sampled fresh */
+	assert_int_equal(num(w, "pss"), 75 << 20);	/* read for --exact */
 	assert_int_equal(num(w, "uss"), 50 << 20);
 	assert_int_equal(num(w, "threshold"), (200 << 20) - (3 << 20));
 	assert_int_equal(num(w, "max_tasks"), 990);
@@ -375,6 +377,26 @@ test_status_of_one_pool(void **state)
 	assert_int_equal(json_object_array_length(get(o, "pools")), 1);
 	find_pool(o, "web");
 	assert_error(f, "status nope", "no such pool: nope");
+	assert_error(f, "status --exact nope", "no such pool: nope");
+	o = run(f, "status --exact web");
+	assert_true(is_ok(o));
+	assert_int_equal(json_object_array_length(get(o, "pools")), 1);
+	find_pool(o, "web");
+}
+
+/* Without --exact, what the sampler last read: no smaps_rollup figures. */
+static void
+test_status_shows_the_last_sample(void **state)
+{
+	struct fixture *f = *state;
+	json_object *o = run(f, "status web"), *w;
+
+	w = json_object_array_get_idx(get(find_pool(o, "web"), "workers"), 0);
+	assert_int_equal(num(w, "rss"), 100 << 20);
+	assert_null(get(w, "pss"));
+	assert_null(get(w, "uss"));
+	assert_int_equal(num(w, "memory"), 75 << 20);
+	assert_int_equal(num(w, "samples"), 0);
 }
 
 static void
@@ -566,6 +588,8 @@ main(void)
 		    test_permission_denied_for_every_command, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_status_reports_pools_and_workers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_status_shows_the_last_sample,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_status_of_one_pool,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recycle, setup, teardown),
