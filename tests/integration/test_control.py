@@ -183,6 +183,8 @@ def probe_reads(d):
 
 
 def test_status_reads_state_and_changes_none(recyclerd):
+    """50 status (and metrics) requests in a row change no worker's
+    samples, growth or figures and read nothing from /proc (issue 10)."""
     # No sampling during the test but the one at READY=1 (the baseline);
     # a worker that grows, so that any sample would move its figures.
     start(recyclerd, command=py_worker("--leak", "100K", "--interval",
@@ -201,6 +203,7 @@ def test_status_reads_state_and_changes_none(recyclerd):
     time.sleep(0.2)  # the workers grow meanwhile
     for _ in range(50):
         assert figures() == before
+        ok(recyclerd, "metrics")  # reads state too, changes none
     assert probe_reads(recyclerd) == reads
 
     # --exact reads smaps_rollup, at most once a second per worker, into
