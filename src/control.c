@@ -81,6 +81,7 @@ struct cursor {
 	bool		 any_worker;	/* one was written in it */
 	unsigned int	 slot;		/* (slot, gen) of the last written */
 	unsigned int	 gen;
+	bool		 exact;		/* status --exact */
 	/* text: a string value, JSON-escaped piece by piece. */
 	char		*text;
 	size_t		 text_len;
@@ -314,26 +315,62 @@ pending_sorted(const struct pool *p, size_t *n)
 	return v;
 }
 
+/*
+ * What status shows of w's memory: the sampler's last reading, or with
+ * --exact one of worker_probe_exact(), which leaves the sampler's state
+ * alone. Status only reads: it never samples, so asking in a loop neither
+ * stalls the workers nor skews their growth estimates.
+ */
+struct worker_mem {
+	struct mem_sample s;
+	uint64_t	 memory;
+	bool		 exact;
+	uint64_t	 peak;
+};
+
+static void
+worker_mem(struct worker *w, double now, bool exact, struct worker_mem *m)
+{
+	enum mem_metric metric = w->cfg->memory_metric;
+
+	m->s = w->last;
+	m->memory = w->memory;
+	m->exact = w->memory_exact;
+	m->peak = w->peak;
+	if (!exact || worker_probe_exact(w, now, &m->s) == -1)
+		return;
+	/* The cgroup counter is exact already, and not this probe's. */
+	if (metric == METRIC_RSS || metric == METRIC_PSS ||
+	    metric == METRIC_USS) {
+		m->memory = metric == METRIC_RSS ? m->s.rss :
+		    metric == METRIC_PSS ? m->s.pss : m->s.uss;
+		m->exact = true;
+		if (m->memory > m->peak)
+			m->peak = m->memory;
+	}
+}
+
 static json_object *
-worker_json(struct worker *w, double now, struct worker **pend, size_t npend)
+worker_json(struct worker *w, double now, bool exact, struct worker **pend,
+    size_t npend)
 {
 	json_object *o = json_object_new_object();
+	struct worker_mem m;
 	struct worker **at;
 	double g;
 
-	/* The operator asked: exact figures, smaps_rollup included. */
-	(void)worker_sample(w, now, true);
-
+	worker_mem(w, now, exact, &m);
 	add(o, "slot", json_object_new_int64(w->slot));
 	add(o, "pid", json_object_new_int64(w->pid));
 	add(o, "state", json_object_new_string(worker_state_name(w->state)));
 	add(o, "uptime", j_double(worker_uptime(w, now), 3));
 	add(o, "tasks", j_u64(w->tasks));
-	add(o, "rss", j_u64_or_null(w->last.rss));
-	add(o, "pss", w->last.has_smaps ? j_u64(w->last.pss) : NULL);
-	add(o, "uss", w->last.has_smaps ? j_u64(w->last.uss) : NULL);
-	add(o, "memory", j_u64_or_null(w->memory));
-	add(o, "memory_exact", json_object_new_boolean(w->memory_exact));
+	add(o, "rss", j_u64_or_null(m.s.rss));
+	add(o, "pss", m.s.has_smaps ? j_u64(m.s.pss) : NULL);
+	add(o, "uss", m.s.has_smaps ? j_u64(m.s.uss) : NULL);
+	add(o, "memory", j_u64_or_null(m.memory));
+	add(o, "memory_exact", json_object_new_boolean(m.exact));
+	add(o, "samples", j_u64(w->samples));
 	add(o, "metric", json_object_new_string(
 	    mem_metric_name(w->cfg->memory_metric)));
 	add(o, "threshold", j_u64_or_null(w->limits.recycle_memory));
@@ -345,7 +382,7 @@ worker_json(struct worker *w, double now, struct worker **pend, size_t npend)
 	    j_double(g, 1) : NULL);
 	add(o, "growth_bytes_per_task", growth_per_task(&w->growth, &g) == 0 ?
 	    j_double(g, 1) : NULL);
-	add(o, "peak", j_u64(w->peak));
+	add(o, "peak", j_u64(m.peak));
 	add(o, "status_text", j_str_or_null(w->status));
 	add(o, "recycle_reason", w->recycle_reason != REASON_NONE ?
 	    json_object_new_string(reason_name(w->recycle_reason)) : NULL);
@@ -506,7 +543,8 @@ status_workers(struct cursor *cur, struct pool *p, const struct sink *k)
 	for (i = 0; i < n && i < CURSOR_WORKERS; i++) {
 		if (cur->any_worker)
 			put_str(k, ",");
-		put_json(k, worker_json(sorted[i], cur->now, pend, npend));
+		put_json(k, worker_json(sorted[i], cur->now, cur->exact, pend,
+		    npend));
 		cur->any_worker = true;
 		cur->slot = sorted[i]->slot;
 		cur->gen = sorted[i]->gen;
@@ -611,14 +649,24 @@ cmd_status(struct request *rq)
 	struct recyclerd *rd = rq->rd;
 	struct cursor *cur = rq->cur;
 	struct pool *p, *only = NULL;
+	char **argv = rq->argv;
+	int argc = rq->argc;
+	bool exact = false;
 	json_object *o;
 	size_t n = 0;
 
-	if (rq->argc == 1 &&
-	    (only = pool_find(rd, rq->argv[0])) == NULL)
-		return reply_error("no such pool: %s", rq->argv[0]);
+	/* Pool names start with a letter or digit: no pool is "--exact". */
+	if (argc > 0 && strcmp(argv[0], "--exact") == 0) {
+		exact = true;
+		argc--, argv++;
+	}
+	if (argc > 1 || (argc == 1 && argv[0][0] == '-'))
+		return reply_error("usage: status [--exact] [POOL]");
+	if (argc == 1 && (only = pool_find(rd, argv[0])) == NULL)
+		return reply_error("no such pool: %s", argv[0]);
 	/* The head now; "pools" from the cursor, a step at a time. */
 	cur->kind = CUR_STATUS;
+	cur->exact = exact;
 	cur->now = mono_now();
 	LIST_FOREACH(p, &rd->pools, entry)
 		n++;
@@ -856,7 +904,7 @@ static const struct command {
 	const char	*usage;
 	json_object	*(*run)(struct request *);
 } commands[] = {
-	{ "status", 0, 1, false, "status [POOL]", cmd_status },
+	{ "status", 0, 2, false, "status [--exact] [POOL]", cmd_status },
 	{ "recycle", 1, 2, true, "recycle POOL [WORKER|all]", cmd_recycle },
 	{ "scale", 2, 2, true, "scale POOL N", cmd_scale },
 	{ "stop", 1, 1, true, "stop POOL", cmd_stop },

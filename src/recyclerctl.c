@@ -63,7 +63,10 @@ usage(FILE *out)
 	    "usage: recyclerctl [-s SOCKET] [--json] COMMAND [ARGS...]\n"
 	    "\n"
 	    "commands:\n"
-	    "  status [-w [SECONDS]] [POOL]  pools and workers (-w: refresh)\n"
+	    "  status [-w [SECONDS]] [--exact] [POOL]\n"
+	    "                                pools and workers (-w: refresh;\n"
+	    "                                --exact: memory read now, with\n"
+	    "                                smaps_rollup)\n"
 	    "  top [POOL]                    status, refreshed every second\n"
 	    "  recycle POOL [WORKER|all]     replace workers gracefully\n"
 	    "  scale POOL N                  run N workers\n"
@@ -640,7 +643,7 @@ static const struct command {
 	int		 max_args;
 	const char	*usage;
 } commands[] = {
-	{ "status", 0, 1, "status [-w [SECONDS]] [POOL]" },
+	{ "status", 0, 1, "status [-w [SECONDS]] [--exact] [POOL]" },
 	{ "top", 0, 1, "top [POOL]" },
 	{ "recycle", 1, 2, "recycle POOL [WORKER|all]" },
 	{ "scale", 2, 2, "scale POOL N" },
@@ -821,7 +824,7 @@ main(int argc, char **argv)
 	const struct command *cmd;
 	uint64_t interval_ms = 0;
 	char msg[8192], **words, *status_words[2] = { (char *)"status", NULL };
-	int ch, n, rc;
+	int ch, n, rc, exact;
 
 	while ((ch = getopt_long(argc, argv, "+s:jVh", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -878,7 +881,10 @@ main(int argc, char **argv)
 			usage_error("status -w: interval below %dms",
 			    WATCH_MIN_MS);
 	}
-	if (n - 1 < cmd->min_args || n - 1 > cmd->max_args)
+	/* status --exact: passed on, the daemon reads the figures. */
+	exact = strcmp(cmd->name, "status") == 0 && n > 1 &&
+	    strcmp(words[1], "--exact") == 0;
+	if (n - 1 - exact < cmd->min_args || n - 1 - exact > cmd->max_args)
 		usage_error("usage: %s", cmd->usage);
 
 	if (interval_ms > 0)

@@ -695,6 +695,29 @@ worker_probe(struct worker *w, bool with_smaps, struct mem_sample *s)
 }
 
 int
+worker_probe_exact(struct worker *w, double now, struct mem_sample *s)
+{
+	pid_t extra[64];
+	size_t n;
+
+	if (w->probe == NULL)
+		return -1;
+	if (w->exact_mono == 0 || now - w->exact_mono >= EXACT_REUSE ||
+	    now < w->exact_mono) {
+		/* Not worker_probe(): what the walk saw is the sampler's to
+		 * tell orphans.c. */
+		n = orphans_roots(w->pool->rd->orphans, w, extra,
+		    nitems(extra));
+		if (memprobe_sample_roots(w->probe, extra, n, true,
+		    &w->exact) == -1)
+			return -1;
+		w->exact_mono = now;
+	}
+	*s = w->exact;
+	return 0;
+}
+
+int
 worker_sample(struct worker *w, double now, bool force_smaps)
 {
 	enum mem_metric metric = w->cfg->memory_metric;

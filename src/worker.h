@@ -83,6 +83,8 @@ struct worker {
 	uint64_t	 peak;		/* highest exact value seen, bytes */
 	uint64_t	 peak_rss;	/* highest rss seen, bytes */
 	unsigned int	 samples;	/* samples since ready */
+	struct mem_sample exact;	/* last worker_probe_exact() reading */
+	double		 exact_mono;	/* when; 0 never */
 	unsigned int	 over_count;	/* consecutive samples over */
 	struct growth	 growth;
 	double		 baseline_hold_until;	/* no memory recycle before */
@@ -151,6 +153,18 @@ void		 worker_set_limits(struct worker *, const struct pool_config *);
  * process is gone (its exit is on its way).
  */
 int		 worker_sample(struct worker *, double now, bool force_smaps);
+
+/*
+ * An exact reading (statm and smaps_rollup of its tree, its orphans
+ * included) for "status --exact", into *s only: the sampler's state
+ * (memory, peak, growth, samples) is left alone. A reading less than
+ * EXACT_REUSE seconds old is reused rather than taken again, so operators
+ * asking in a loop cost one page-table walk per worker per second at most.
+ * -1 when the process is gone.
+ */
+#define EXACT_REUSE	1.0
+int		 worker_probe_exact(struct worker *, double now,
+		    struct mem_sample *s);
 
 double		 worker_uptime(const struct worker *, double now);
 const char	*worker_state_name(enum worker_state);

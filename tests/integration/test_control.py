@@ -140,7 +140,7 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0 or SETPRIV is None,
 def test_status_reports_pools_and_workers(recyclerd):
     start(recyclerd, recycle_memory="500M", max_tasks=100000)
     pids = recyclerd.workers()
-    a = ok(recyclerd, "status")
+    a = ok(recyclerd, "status --exact")
     assert a["pid"] == recyclerd.pid
     assert re.match(r"^\d+\.\d+\.\d+", a["version"])
     assert a["uptime"] > 0
@@ -159,7 +159,7 @@ def test_status_reports_pools_and_workers(recyclerd):
     for w in workers:
         assert w["state"] == "ready"
         assert w["uptime"] > 0
-        # Read fresh with smaps_rollup: exact, and uss <= pss <= rss.
+        # --exact: read with smaps_rollup, and uss <= pss <= rss.
         assert 0 < w["uss"] <= w["pss"] <= w["rss"], w
         assert w["memory"] == w["pss"]
         assert w["metric"] == "pss"
@@ -169,6 +169,53 @@ def test_status_reports_pools_and_workers(recyclerd):
         assert w["recycle_reason"] is None
         assert "growth_bytes_per_s" in w and "growth_bytes_per_task" in w
         assert w["peak"] >= w["memory"]
+    # Without --exact, the sampler's figures: under the prefilter (rss
+    # far below 500M) it did not read smaps_rollup.
+    for w in ok(recyclerd, "status")["pools"][0]["workers"]:
+        assert w["pss"] is None and w["uss"] is None, w
+        assert w["memory"] == w["rss"] and w["memory_exact"] is False, w
+
+
+def probe_reads(d):
+    s, _ = parse_metrics(ok(d, "metrics")["metrics"])
+    return {k: metric(s, "recyclerd_probe_reads_total", kind=k)
+            for k in ("statm", "smaps", "cgroup")}
+
+
+def test_status_reads_state_and_changes_none(recyclerd):
+    """50 status (and metrics) requests in a row change no worker's
+    samples, growth or figures and read nothing from /proc (issue 10)."""
+    # No sampling during the test but the one at READY=1 (the baseline);
+    # a worker that grows, so that any sample would move its figures.
+    start(recyclerd, command=py_worker("--leak", "100K", "--interval",
+                                       "0.05"),
+          sample_interval="1h", recycle_memory="500M")
+
+    def figures():
+        return {w["pid"]: (w["samples"], w["growth_bytes_per_s"],
+                           w["growth_bytes_per_task"], w["rss"], w["pss"],
+                           w["memory"], w["peak"])
+                for w in ok(recyclerd, "status")["pools"][0]["workers"]}
+    before = wait_for(lambda: (lambda f: f if all(v[0] == 1 for v in
+                                                  f.values()) else None)(
+        figures()), 10, what="the baseline sample at READY=1")
+    reads = probe_reads(recyclerd)
+    time.sleep(0.2)  # the workers grow meanwhile
+    for _ in range(50):
+        assert figures() == before
+        ok(recyclerd, "metrics")  # reads state too, changes none
+    assert probe_reads(recyclerd) == reads
+
+    # --exact reads smaps_rollup, at most once a second per worker, into
+    # the answer only.
+    a = ok(recyclerd, "status --exact")["pools"][0]["workers"]
+    b = ok(recyclerd, "status --exact")["pools"][0]["workers"]
+    after = probe_reads(recyclerd)
+    assert after["smaps"] - reads["smaps"] == len(before)
+    assert after["cgroup"] == reads["cgroup"]
+    assert [w["pss"] for w in a] == [w["pss"] for w in b]
+    assert all(w["pss"] and w["rss"] > before[w["pid"]][3] for w in a)
+    assert figures() == before
 
 
 def test_status_shows_growth_and_status_text(recyclerd):
@@ -487,7 +534,9 @@ def test_malformed_requests_get_errors_and_the_connection_stays(recyclerd):
         (b"frobnicate", f"unknown command: frobnicate (commands: "
          f"{COMMANDS})"),
         (b"STATUS", "unknown command: STATUS"),
-        (b"status a b", "usage: status [POOL]"),
+        (b"status a b", "usage: status [--exact] [POOL]"),
+        (b"status --exact a b", "usage: status [--exact] [POOL]"),
+        (b"status -x", "usage: status [--exact] [POOL]"),
         (b"scale web", "usage: scale POOL N"),
         (b"version please", "usage: version"),
         (b"status\x01", "request contains a control character"),
@@ -786,7 +835,7 @@ def test_recyclerctl_status_table(recyclerd):
                                        "0.05", "--status"),
           recycle_memory="300M")
     pids = recyclerd.workers()
-    r = ctl(recyclerd, "status")
+    r = ctl(recyclerd, "status", "--exact")  # PSS and USS read now
     assert r.returncode == 0, r
     lines = r.stdout.splitlines()
     assert re.match(rf"^recyclerd \d+\.\d+\.\d+, pid {recyclerd.pid}, up ",
@@ -811,6 +860,8 @@ def test_recyclerctl_status_table(recyclerd):
     for row in rows:
         assert row[end - 1].isdigit() and row[end] == " "
     r = ctl(recyclerd, "status", "web")
+    assert r.returncode == 0 and "pool web:" in r.stdout
+    r = ctl(recyclerd, "status", "--exact", "web")
     assert r.returncode == 0 and "pool web:" in r.stdout
 
 

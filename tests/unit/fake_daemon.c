@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fake_daemon.c - a daemon context held in memory for the control unit
- * tests and fuzzer, and stand-ins for the functions of pool.c, worker.c,
- * main.c, config.c, memprobe.c and log.c that control.c and metrics.c
- * call. The stand-ins change only the fields a status shows, so every
- * request can be replayed any number of times.
+ * tests and fuzzer, and stand-ins for the functions of pool.c, worker.c
+ * and main.c that control.c and metrics.c call (config.c, log.c and
+ * memprobe.c are the real ones). The stand-ins change only the fields a
+ * status shows, so every request can be replayed any number of times.
  */
 #include "fake_daemon.h"
 
@@ -48,15 +48,6 @@ const char *
 worker_state_name(enum worker_state s)
 {
 	return worker_states[s];
-}
-
-const char *
-mem_metric_name(enum mem_metric m)
-{
-	static const char *const names[] = { "rss", "pss", "uss", "cgroup",
-		"cgroup_anon" };
-
-	return names[m];
 }
 
 unsigned int
@@ -136,18 +127,17 @@ fake_reload(struct recyclerd *rd, char **err)
 	return -1;
 }
 
-/* The status command samples with smaps: pretend it worked. */
+/* status --exact reads smaps_rollup: pretend it did. */
 int
-worker_sample(struct worker *w, double now, bool force_smaps)
+worker_probe_exact(struct worker *w, double now, struct mem_sample *s)
 {
 	(void)now;
-	if (w->pid == 0)
+	if (w->pid == 0 || w->last.rss == 0)
 		return -1;
-	if (force_smaps && w->last.rss != 0) {
-		w->last.has_smaps = true;
-		w->last.pss = w->last.rss * 3 / 4;
-		w->last.uss = w->last.rss / 2;
-	}
+	*s = w->last;
+	s->has_smaps = true;
+	s->pss = w->last.rss * 3 / 4;
+	s->uss = w->last.rss / 2;
 	return 0;
 }
 
@@ -167,45 +157,11 @@ const double pool_overshoot_bounds[OVERSHOOT_BUCKETS] = {
 	1.0, 1.1, 1.25, 1.5, 2.0, 4.0, INFINITY,
 };
 
-uint64_t
-memprobe_reads(enum probe_kind k)
-{
-	return (uint64_t)k;
-}
-
-const char *
-memprobe_kind_name(enum probe_kind k)
-{
-	return k == PROBE_STATM ? "statm" : k == PROBE_SMAPS ? "smaps" :
-	    "cgroup";
-}
-
-uint64_t
-memprobe_self_rss(void)
-{
-	return 3 << 20;
-}
-
 unsigned long long
 notify_dropped_uid(const struct notify *n)
 {
 	(void)n;
 	return 5;
-}
-
-void
-log_msg(int prio, const char *fmt, ...)
-{
-	(void)prio;
-	(void)fmt;
-}
-
-void
-log_msg_errno(int prio, int err, const char *fmt, ...)
-{
-	(void)prio;
-	(void)err;
-	(void)fmt;
 }
 
 /* ---- the fake daemon ---- */
@@ -300,6 +256,8 @@ fake_daemon_new(void)
 	struct pool *web;
 	struct worker *w;
 
+	/* log.c is the real one: the control log lines are not the tests'. */
+	log_set_level(LOG_ERR);
 	fake_reloads = fake_recycles = fake_scales = 0;
 	fake_stops = fake_starts = 0;
 	rd->reload = fake_reload;

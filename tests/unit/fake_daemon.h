@@ -3,9 +3,10 @@
  * fake_daemon.h - a struct recyclerd with pools, workers and events but no
  * loop, no process and no socket, for the control unit tests and fuzzer.
  *
- * fake_daemon.c also stands in for the daemon modules control.c and
- * metrics.c call (pool, worker, main, config, memprobe, log), so those
- * two link without the rest of the daemon.
+ * fake_daemon.c also stands in for the functions of pool.c, worker.c and
+ * main.c that control.c and metrics.c call, so those two link without the
+ * loop, the processes and the sockets; the core modules (config, log,
+ * memprobe, growth, ...) are the real ones.
  */
 #ifndef RECYCLERD_FAKE_DAEMON_H
 #define RECYCLERD_FAKE_DAEMON_H

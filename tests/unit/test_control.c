@@ -4,6 +4,7 @@
  * edge cases, and every command through control_execute() against the
  * in-memory daemon of fake_daemon.c (answers parsed back with json-c).
  */
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -18,6 +19,7 @@
 
 #include "control.h"
 #include "fake_daemon.h"
+#include "memprobe.h"
 
 /* ---- control_split ---- */
 
@@ -237,7 +239,9 @@ test_bad_requests_get_an_error(void **state)
 	    "(commands: status, recycle, scale, stop, start, reload, events, "
 	    "metrics, version)");
 	assert_error(f, "STATUS", "unknown command");
-	assert_error(f, "status a b", "usage: status [POOL]");
+	assert_error(f, "status a b", "usage: status [--exact] [POOL]");
+	assert_error(f, "status --exact a b", "usage: status [--exact] [POOL]");
+	assert_error(f, "status --exactly", "usage: status [--exact] [POOL]");
 	assert_error(f, "recycle", "usage: recycle POOL [WORKER|all]");
 	assert_error(f, "scale web", "usage: scale POOL N");
 	assert_error(f, "stop", "usage: stop POOL");
@@ -295,7 +299,7 @@ static void
 test_status_reports_pools_and_workers(void **state)
 {
 	struct fixture *f = *state;
-	json_object *o = run(f, "status"), *web, *ws, *w, *rec;
+	json_object *o = run(f, "status --exact"), *web, *ws, *w, *rec;
 
 	assert_true(is_ok(o));
 	assert_string_equal(json_object_get_string(get(o, "version")),
@@ -335,7 +339,7 @@ test_status_reports_pools_and_workers(void **state)
 	assert_int_equal(num(w, "pid"), 1001);
 	assert_string_equal(json_object_get_string(get(w, "state")), "ready");
 	assert_int_equal(num(w, "rss"), 100 << 20);
-	assert_int_equal(num(w, "pss"), 75 << 20);	/* sampled fresh */
+	assert_int_equal(num(w, "pss"), 75 << 20);	/* read for --exact */
 	assert_int_equal(num(w, "uss"), 50 << 20);
 	assert_int_equal(num(w, "threshold"), (200 << 20) - (3 << 20));
 	assert_int_equal(num(w, "max_tasks"), 990);
@@ -375,6 +379,26 @@ test_status_of_one_pool(void **state)
 	assert_int_equal(json_object_array_length(get(o, "pools")), 1);
 	find_pool(o, "web");
 	assert_error(f, "status nope", "no such pool: nope");
+	assert_error(f, "status --exact nope", "no such pool: nope");
+	o = run(f, "status --exact web");
+	assert_true(is_ok(o));
+	assert_int_equal(json_object_array_length(get(o, "pools")), 1);
+	find_pool(o, "web");
+}
+
+/* Without --exact, what the sampler last read: no smaps_rollup figures. */
+static void
+test_status_shows_the_last_sample(void **state)
+{
+	struct fixture *f = *state;
+	json_object *o = run(f, "status web"), *w;
+
+	w = json_object_array_get_idx(get(find_pool(o, "web"), "workers"), 0);
+	assert_int_equal(num(w, "rss"), 100 << 20);
+	assert_null(get(w, "pss"));
+	assert_null(get(w, "uss"));
+	assert_int_equal(num(w, "memory"), 75 << 20);
+	assert_int_equal(num(w, "samples"), 0);
 }
 
 static void
@@ -506,9 +530,11 @@ static void
 test_metrics_exposition(void **state)
 {
 	struct fixture *f = *state;
+	uint64_t rss_before = memprobe_self_rss(), rss_after, rss;
 	json_object *o = run(f, "metrics");
-	const char *m;
+	const char *m, *at;
 
+	rss_after = memprobe_self_rss();
 	assert_true(is_ok(o));
 	m = json_object_get_string(get(o, "metrics"));
 	assert_has(m, "# HELP recyclerd_recycles_total ");
@@ -538,7 +564,12 @@ test_metrics_exposition(void **state)
 	assert_has(m, "# TYPE recyclerd_worker_uptime_seconds gauge\n");
 	assert_has(m, "recyclerd_worker_growth_bytes_per_second{pool=\"web\","
 	    "slot=\"0\",pid=\"1001\"} ");
-	assert_has(m, "recyclerd_daemon_rss_bytes 3145728\n");
+	/* This process's own resident set (memprobe.c is the real one). */
+	assert_non_null(at = strstr(m, "\nrecyclerd_daemon_rss_bytes "));
+	assert_int_equal(sscanf(at, "\nrecyclerd_daemon_rss_bytes %" SCNu64,
+	    &rss), 1);
+	assert_true(rss > 0 && rss % 4096 == 0);
+	assert_true(rss >= rss_before / 2 && rss <= rss_after * 2);
 	assert_has(m, "recyclerd_events_total 3\n");
 	assert_has(m, "recyclerd_notify_dropped_total 5\n");
 	assert_has(m, "recyclerd_uptime_seconds 36");
@@ -567,6 +598,8 @@ main(void)
 		    test_permission_denied_for_every_command, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_status_reports_pools_and_workers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_status_shows_the_last_sample,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_status_of_one_pool,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recycle, setup, teardown),
