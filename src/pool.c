@@ -1179,6 +1179,22 @@ pool_count_failure(struct pool *p, struct worker *w, double now,
 
 static void pool_record_exit(struct pool *, struct worker *, int);
 
+/* One count per exit, in one place, so that the metric's reasons add up. */
+static void
+pool_count_exit(struct pool *p, const struct worker *w, bool oom,
+    bool failure, enum reason why)
+{
+	size_t i = why;
+
+	if (oom)
+		i = REASON_OOM;
+	else if (failure && w->ready_mono == 0)
+		i = EXIT_FAILED_START;
+	else if (why == REASON_NONE)
+		i = REASON_CRASH;
+	p->exits[i]++;
+}
+
 void
 pool_worker_exited(struct pool *p, struct worker *w, int status)
 {
@@ -1280,6 +1296,7 @@ pool_record_exit(struct pool *p, struct worker *w, int status)
 			    st, up);
 		}
 	}
+	pool_count_exit(p, w, oom, failure, e.reason);
 	events_add(p->rd->events, &e);
 
 	worker_kill_leftovers(w);

@@ -417,16 +417,16 @@ def test_metrics_exposition(recyclerd):
     def sampled():
         # Right after READY=1 a worker may not have been sampled yet.
         s, typed = parse_metrics(ok(recyclerd, "metrics")["metrics"])
-        have = {dict(k[1]).get("pid") for k in s
+        have = {dict(k[1]).get("slot") for k in s
                 if k[0] == "recyclerd_worker_memory_bytes"}
-        return (s, typed) if have >= {str(p) for p in pids.values()} \
-            else None
+        return (s, typed) if have >= {str(k) for k in pids} else None
     s, typed = wait_for(sampled, 5, what="every worker sampled")
-    assert typed["recyclerd_recycles_total"] == "counter"
+    assert typed["recyclerd_worker_exits_total"] == "counter"
     assert typed["recyclerd_workers"] == "gauge"
     for reason in ("memory", "kill_memory", "tasks", "lifetime", "manual",
-                   "reload"):
-        assert metric(s, "recyclerd_recycles_total", pool="web",
+                   "reload", "scale", "shutdown", "crash", "oom",
+                   "failed_start"):
+        assert metric(s, "recyclerd_worker_exits_total", pool="web",
                       reason=reason) == 0
     assert metric(s, "recyclerd_workers", pool="web", state="ready") == 2
     for state in ("starting", "draining", "killed"):
@@ -436,20 +436,36 @@ def test_metrics_exposition(recyclerd):
     assert metric(s, "recyclerd_pool_state", pool="web",
                   state="failed") == 0
     assert metric(s, "recyclerd_pool_desired_workers", pool="web") == 2
-    assert metric(s, "recyclerd_crashes_total", pool="web") == 0
-    assert metric(s, "recyclerd_failed_starts_total", pool="web") == 0
-    assert metric(s, "recyclerd_oom_kills_total", pool="web") == 0
-    assert metric(s, "recyclerd_daemon_rss_bytes") > 0
-    assert metric(s, "recyclerd_uptime_seconds") > 0
+    assert metric(s, "recyclerd_pool_info", pool="web",
+                  memory_metric="pss") == 1
+    assert metric(s, "process_resident_memory_bytes") > 0
+    assert metric(s, "process_open_fds") > 0
+    assert typed["process_cpu_seconds_total"] == "counter"
+    assert abs(metric(s, "process_start_time_seconds")
+               - (time.time() - ok(recyclerd, "status")["uptime"])) < 5
     assert metric(s, "recyclerd_events_total") == 0
+    names = {k[0] for k in s}
+    for old in ("recyclerd_recycles_total", "recyclerd_crashes_total",
+                "recyclerd_failed_starts_total", "recyclerd_oom_kills_total",
+                "recyclerd_daemon_rss_bytes", "recyclerd_uptime_seconds",
+                "recyclerd_worker_tasks", "recyclerd_worker_uptime_seconds"):
+        assert old not in names
     for slot, pid in pids.items():
-        lab = {"pool": "web", "slot": str(slot), "pid": str(pid)}
+        lab = {"pool": "web", "slot": str(slot)}
+        assert metric(s, "recyclerd_worker_info", pid=str(pid),
+                      state="ready", **lab) == 1
         assert metric(s, "recyclerd_worker_memory_bytes", metric="rss",
                       **lab) > 0
-        assert metric(s, "recyclerd_worker_memory_bytes", metric="memory",
-                      **lab) > 0
-        assert metric(s, "recyclerd_worker_uptime_seconds", **lab) > 0
-        assert ("recyclerd_worker_tasks", frozenset(lab.items())) in s
+        assert ("recyclerd_worker_memory_bytes",
+                frozenset(dict(lab, metric="memory").items())) not in s
+        start_t = metric(s, "recyclerd_worker_start_time_seconds", **lab)
+        assert time.time() - 60 < start_t <= time.time()
+        assert metric(s, "recyclerd_worker_tasks_total", **lab) >= 0
+    # No per-worker series but _info carries the pid.
+    for (name, labels) in s:
+        if name.startswith("recyclerd_worker_") and \
+                name != "recyclerd_worker_info":
+            assert "pid" not in dict(labels), name
 
 
 def test_metrics_count_recycles_and_crashes(recyclerd):
@@ -462,11 +478,52 @@ def test_metrics_count_recycles_and_crashes(recyclerd):
 
     def counted():
         s, _ = parse_metrics(ok(recyclerd, "metrics")["metrics"])
-        return s if metric(s, "recyclerd_crashes_total", pool="web") == 1 \
-            and metric(s, "recyclerd_recycles_total", pool="web",
+        return s if metric(s, "recyclerd_worker_exits_total", pool="web",
+                           reason="crash") == 1 \
+            and metric(s, "recyclerd_worker_exits_total", pool="web",
                        reason="manual") == 1 else None
     s = wait_for(counted, 10, what="a recycle and a crash in the metrics")
     assert metric(s, "recyclerd_events_total") >= 2
+    # Every exit counted once: the reasons add up to the processes gone.
+    exits = sum(v for (n, _), v in s.items()
+                if n == "recyclerd_worker_exits_total")
+    assert exits == 2
+    # The slot keeps its series across the recycle and the crash.
+    recyclerd.wait_ready_workers(1)
+    s, _ = parse_metrics(ok(recyclerd, "metrics")["metrics"])
+    assert metric(s, "recyclerd_worker_info", pool="web", slot="0",
+                  pid=str(recyclerd.workers()[0]), state="ready") == 1
+
+
+def test_metrics_pass_a_prometheus_parser(recyclerd):
+    """The exposition read by the Python client's own parser (Debian's
+    python3-prometheus-client): names, types, labels and samples valid,
+    no duplicate series, counters named _total."""
+    parser = pytest.importorskip("prometheus_client.parser")
+    start(recyclerd, recycle_memory="500M", workers=2)
+    ok(recyclerd, "recycle web")
+    recyclerd.wait_ready_workers(2)
+    text = ok(recyclerd, "metrics")["metrics"]
+    fams = {f.name: f for f in parser.text_string_to_metric_families(text)}
+    seen = set()
+    for fam in fams.values():
+        assert fam.type in ("gauge", "counter", "histogram"), fam.name
+        assert fam.documentation, fam.name
+        for smp in fam.samples:
+            key = (smp.name, tuple(sorted(smp.labels.items())))
+            assert key not in seen, f"duplicate series {key}"
+            seen.add(key)
+            if fam.type == "counter":
+                assert smp.name.endswith("_total"), smp.name
+    # The client strips _total from a counter's family name.
+    assert fams["recyclerd_worker_exits"].type == "counter"
+    assert fams["recyclerd_worker_tasks"].type == "counter"
+    assert fams["process_cpu_seconds"].type == "counter"
+    assert fams["recyclerd_recycle_overshoot_ratio"].type == "histogram"
+    for name in ("process_resident_memory_bytes", "process_open_fds",
+                 "process_start_time_seconds", "recyclerd_worker_info",
+                 "recyclerd_worker_start_time_seconds"):
+        assert fams[name].type == "gauge", name
 
 
 def test_version(recyclerd):
