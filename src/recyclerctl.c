@@ -10,7 +10,9 @@
  * worker cannot drive the operator's terminal.
  *
  * Exit status: 0 done, 1 the daemon answered with an error, 2 no answer
- * (cannot connect, timeout, malformed answer), 64 bad usage.
+ * (cannot connect, timeout, malformed answer), 3 `status` found a pool
+ * stopped or failed (as systemctl status does), 64 bad usage. Options may
+ * come before or after the command (getopt permutes; `--` ends them).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -42,6 +44,7 @@
 
 #define EXIT_ERROR		1	/* the daemon said no */
 #define EXIT_NO_ANSWER		2	/* no daemon, or no sense from it */
+#define EXIT_POOL_DOWN		3	/* status: a pool stopped or failed */
 
 struct opts {
 	const char	*socket_path;
@@ -63,7 +66,7 @@ usage(FILE *out)
 	    "usage: recyclerctl [-s SOCKET] [--json] COMMAND [ARGS...]\n"
 	    "\n"
 	    "commands:\n"
-	    "  status [-w [SECONDS]] [POOL]  pools and workers (-w: refresh)\n"
+	    "  status [-w[SECONDS]] [POOL]   pools and workers (-w: refresh)\n"
 	    "  top [POOL]                    status, refreshed every second\n"
 	    "  recycle POOL [WORKER|all]     replace workers gracefully\n"
 	    "  scale POOL N                  run N workers\n"
@@ -79,6 +82,7 @@ usage(FILE *out)
 	    "or\n"
 	    "                       %s)\n"
 	    "  -j, --json           print the daemon's JSON answer as is\n"
+	    "  -w, --watch[=SECONDS] status: refresh every SECONDS (1s)\n"
 	    "  -V, --version        print recyclerctl's version and exit\n"
 	    "  -h, --help           print this help and exit\n",
 	    DEFAULT_SOCKET);
@@ -635,7 +639,7 @@ static const struct command {
 	int		 max_args;
 	const char	*usage;
 } commands[] = {
-	{ "status", 0, 1, "status [-w [SECONDS]] [POOL]" },
+	{ "status", 0, 1, "status [-w[SECONDS]] [POOL]" },
 	{ "top", 0, 1, "top [POOL]" },
 	{ "recycle", 1, 2, "recycle POOL [WORKER|all]" },
 	{ "scale", 2, 2, "scale POOL N" },
@@ -671,6 +675,25 @@ request_line(char **words, int n)
 		strcat(line, i + 1 < n ? " " : "\n");
 	}
 	return line;
+}
+
+/* A pool of a status answer is stopped or failed. */
+static bool
+pool_down(json_object *o)
+{
+	json_object *pools = jget(o, "pools");
+	const char *st;
+	size_t i;
+
+	if (pools == NULL || !json_object_is_type(pools, json_type_array))
+		return false;
+	for (i = 0; i < json_object_array_length(pools); i++) {
+		st = jstr(json_object_array_get_idx(pools, i), "state");
+		if (st != NULL && (strcmp(st, "stopped") == 0 ||
+		    strcmp(st, "failed") == 0))
+			return true;
+	}
+	return false;
 }
 
 /*
@@ -713,8 +736,11 @@ ask(struct conn *c, const struct opts *o, char **words, int n, FILE *out,
 		snprintf(msg, msgsize, "%s", jstr(j, "error") ?
 		    jstr(j, "error") : "error without a message");
 		rc = EXIT_ERROR;
-	} else if (!o->json) {
-		print_answer(out, words, j);
+	} else {
+		if (!o->json)
+			print_answer(out, words, j);
+		if (strcmp(words[0], "status") == 0 && pool_down(j))
+			rc = EXIT_POOL_DOWN;
 	}
 	json_object_put(j);
 	free(answer);
@@ -762,7 +788,7 @@ watch(struct conn *c, const struct opts *o, char **words, int n,
 			return EXIT_NO_ANSWER;
 		}
 		rc = ask(c, o, words, n, f, msg, sizeof msg);
-		if (rc != 0) {
+		if (rc != 0 && rc != EXIT_POOL_DOWN) {
 			fprintf(f, "recyclerctl: ");
 			put_clean(f, msg, true);
 			fprintf(f, "\n");
@@ -809,8 +835,11 @@ main(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "watch", optional_argument, NULL, 'w' },
 		{ NULL, 0, NULL, 0 },
 	};
+	const char *watch_arg = NULL;
+	bool watch_opt = false;
 	struct opts o = { NULL, false };
 	struct conn c = { NULL, -1 };
 	const struct command *cmd;
@@ -818,8 +847,13 @@ main(int argc, char **argv)
 	char msg[8192], **words, *status_words[2] = { (char *)"status", NULL };
 	int ch, n, rc;
 
-	while ((ch = getopt_long(argc, argv, "+s:jVh", longopts, NULL)) != -1) {
+	/* No '+': options may follow the command (`status web --json`). */
+	while ((ch = getopt_long(argc, argv, "s:jVhw::", longopts, NULL)) != -1) {
 		switch (ch) {
+		case 'w':
+			watch_opt = true;
+			watch_arg = optarg;
+			break;
 		case 's':
 			o.socket_path = optarg;
 			break;
@@ -857,18 +891,16 @@ main(int argc, char **argv)
 			usage_error("usage: top [POOL]");
 		words = status_words;
 		n = status_words[1] ? 2 : 1;
-	} else if (strcmp(cmd->name, "status") == 0 && n > 1 &&
-	    strcmp(words[1], "-w") == 0) {
+	} else if (watch_opt) {
+		/* The interval is -w's own value (-w2, --watch=2), never the
+		 * next word: that one is a pool name. */
+		if (strcmp(cmd->name, "status") != 0)
+			usage_error("-w is an option of status only");
 		interval_ms = 1000;
-		words[1] = words[0];	/* drop -w */
-		words++;
-		n--;
-		if (n > 1 && units_parse_duration(words[1], &interval_ms) ==
-		    NULL) {
-			words[1] = words[0];	/* drop SECONDS */
-			words++;
-			n--;
-		}
+		if (watch_arg != NULL && units_parse_duration(watch_arg,
+		    &interval_ms) != NULL)
+			usage_error("status -w: invalid interval \"%s\"",
+			    watch_arg);
 		if (interval_ms < WATCH_MIN_MS)
 			usage_error("status -w: interval below %dms",
 			    WATCH_MIN_MS);

@@ -984,8 +984,10 @@ def test_recyclerctl_times_out_on_a_silent_daemon():
     assert 9.5 < took < 15
 
 
-@pytest.mark.parametrize("args", [["top"], ["status", "-w", "0.2"],
-                                  ["status", "-w", "0.2", "web"]])
+@pytest.mark.parametrize("args", [["top"], ["status", "-w0.2"],
+                                  ["status", "--watch=0.2", "web"],
+                                  ["status", "web", "-w0.2"],
+                                  ["status", "-w", "web"]])
 def test_recyclerctl_refreshes_until_interrupted(recyclerd, args):
     start(recyclerd, workers=1)
     p = subprocess.Popen([RECYCLERCTL_BIN, "-s", str(recyclerd.control_path),
@@ -1008,7 +1010,7 @@ def test_recyclerctl_refreshes_until_interrupted(recyclerd, args):
 
 def test_recyclerctl_keeps_refreshing_while_the_daemon_is_away(recyclerd):
     p = subprocess.Popen([RECYCLERCTL_BIN, "-s", str(recyclerd.control_path),
-                          "status", "-w", "0.2"], stdout=subprocess.PIPE,
+                          "status", "-w0.2"], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(1)
@@ -1022,6 +1024,36 @@ def test_recyclerctl_keeps_refreshing_while_the_daemon_is_away(recyclerd):
     assert p.returncode == 0
     assert "cannot connect to" in out
     assert "pool web:" in out.split("\x1b[H\x1b[2J")[-1]
+
+
+def test_status_exits_3_when_a_pool_is_stopped_or_failed(recyclerd):
+    start(recyclerd, workers=1)
+    assert ctl(recyclerd, "status").returncode == 0
+    ok(recyclerd, "stop web")
+    r = ctl(recyclerd, "status")
+    assert r.returncode == 3, r.stderr
+    assert "pool web: stopped" in r.stdout
+    assert ctl(recyclerd, "status", "web", "--json").returncode == 3
+    ok(recyclerd, "start web")
+    recyclerd.wait_ready_workers(1)
+    assert ctl(recyclerd, "status", "web").returncode == 0
+
+
+def test_recyclerctl_options_after_the_command(recyclerd):
+    start(recyclerd, workers=1)
+    r = subprocess.run([RECYCLERCTL_BIN, "status", "web", "--json", "-s",
+                        str(recyclerd.control_path)], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    a = json.loads(r.stdout)
+    assert a["ok"] and [p["name"] for p in a["pools"]] == ["web"]
+    r = ctl(recyclerd, "events", "-j")
+    assert json.loads(r.stdout)["ok"]
+    # -w takes its interval as its own value only, and not elsewhere.
+    r = ctl(recyclerd, "events", "-w2")
+    assert r.returncode == 64
+    r = ctl(recyclerd, "status", "-wsoon")
+    assert r.returncode == 64 and "invalid interval" in r.stderr
 
 
 def test_reload_moves_the_socket_to_the_new_control_group(recyclerd):
