@@ -66,7 +66,7 @@
 #define SO_PEERGROUPS		59	/* Linux 4.13; older libc headers */
 #endif
 
-enum cursor_kind { CUR_NONE, CUR_STATUS, CUR_TEXT };
+enum cursor_kind { CUR_NONE, CUR_STATUS, CUR_TEXT, CUR_FOLLOW };
 
 struct cursor {
 	enum cursor_kind kind;
@@ -84,6 +84,11 @@ struct cursor {
 	char		*text;
 	size_t		 text_len;
 	size_t		 text_off;
+	/* follow: events after seq, of that pool and reason (if set); one
+	 * JSON line each, until the client hangs up. */
+	uint64_t	 seq;
+	char		*pool;
+	int		 reason;	/* -1 for any */
 };
 
 struct client {
@@ -130,6 +135,10 @@ struct control {
 	double		 full_logged_mono;
 	TAILQ_HEAD(, client) clients;
 	unsigned int	 nclients;
+	/* `events follow` clients, woken after a loop turn that added an
+	 * event; the watcher runs only while there are some. */
+	ev_check	 follow_check;
+	unsigned int	 nfollowers;
 };
 
 /* ---- request parsing (pure) ---- */
@@ -449,6 +458,7 @@ cursor_free(struct cursor *cur)
 {
 	strv_free(cur->pools);
 	free(cur->text);
+	free(cur->pool);
 	memset(cur, 0, sizeof *cur);
 }
 
@@ -575,6 +585,37 @@ text_step(struct cursor *cur, const struct sink *k)
 	return true;
 }
 
+static bool
+event_matches(const struct cursor *cur, const struct event *e)
+{
+	return (cur->pool == NULL || strcmp(cur->pool, e->pool) == 0) &&
+	    (cur->reason < 0 || (int)e->reason == cur->reason);
+}
+
+static json_object *event_json(const struct event *);
+
+/* The events recorded since the last step, one JSON line each. */
+static void
+follow_step(struct recyclerd *rd, struct cursor *cur, const struct sink *k)
+{
+	size_t n = events_count(rd->events), i = n;
+	const struct event *e;
+	json_object *o;
+
+	while (i > 0 && events_get(rd->events, i - 1)->seq > cur->seq)
+		i--;
+	for (; i < n; i++) {
+		e = events_get(rd->events, i);
+		cur->seq = e->seq;
+		if (!event_matches(cur, e))
+			continue;
+		o = event_json(e);
+		put_str(k, json_plain(o));
+		put_str(k, "\n");
+		json_object_put(o);
+	}
+}
+
 /* Write the next part of the answer; false (and cur freed) when done. */
 static bool
 cursor_step(struct recyclerd *rd, struct cursor *cur, const struct sink *k)
@@ -587,6 +628,9 @@ cursor_step(struct recyclerd *rd, struct cursor *cur, const struct sink *k)
 		break;
 	case CUR_TEXT:
 		more = text_step(cur, k);
+		break;
+	case CUR_FOLLOW:	/* once here: control_execute() cannot wait */
+		follow_step(rd, cur, k);
 		break;
 	case CUR_NONE:
 		break;
@@ -799,23 +843,69 @@ event_json(const struct event *e)
 	return o;
 }
 
+/*
+ * events [N] [pool=POOL] [reason=REASON] [follow]: the last N events that
+ * match; with follow, the connection then carries each new one that
+ * matches, one JSON object a line, until the client hangs up.
+ */
 static json_object *
 cmd_events(struct request *rq)
 {
+	struct cursor *cur = rq->cur;
+	const char *pool = NULL, *a;
 	json_object *err, *o, *arr;
 	uint64_t want = EVENTS_DEFAULT;
-	size_t n, i;
+	bool follow = false, counted = false;
+	size_t n, i, start;
+	int reason = -1, r, k;
 
-	if (rq->argc == 1 && (err = parse_count("events", "count",
-	    rq->argv[0], EVENTS_MAX, &want)) != NULL)
-		return err;
+	for (k = 0; k < rq->argc; k++) {
+		a = rq->argv[k];
+		if (strcmp(a, "follow") == 0 && !follow) {
+			follow = true;
+		} else if (strncmp(a, "pool=", 5) == 0 && pool == NULL) {
+			pool = a + 5;
+		} else if (strncmp(a, "reason=", 7) == 0 && reason < 0) {
+			for (r = 1; r < REASON__COUNT; r++)
+				if (strcmp(a + 7, reason_name((enum reason)r))
+				    == 0)
+					reason = r;
+			if (reason < 0)
+				return reply_error("events: unknown reason %s",
+				    a + 7);
+		} else if (!counted && strchr(a, '=') == NULL &&
+		    strcmp(a, "follow") != 0) {
+			if ((err = parse_count("events", "count", a,
+			    EVENTS_MAX, &want)) != NULL)
+				return err;
+			counted = true;
+		} else {
+			return reply_error("usage: events [N] [pool=POOL] "
+			    "[reason=REASON] [follow]");
+		}
+	}
+	cur->pool = pool ? xstrdup(pool) : NULL;
+	cur->reason = reason;
 	n = events_count(rq->rd->events);
+	/* The last `want` that match, oldest first. */
+	for (start = n, i = 0; start > 0 && i < want; start--)
+		if (event_matches(cur, events_get(rq->rd->events, start - 1)))
+			i++;
 	arr = json_object_new_array();
-	for (i = n > want ? n - want : 0; i < n; i++)
-		json_object_array_add(arr,
-		    event_json(events_get(rq->rd->events, i)));
+	for (i = start; i < n; i++)
+		if (event_matches(cur, events_get(rq->rd->events, i)))
+			json_object_array_add(arr,
+			    event_json(events_get(rq->rd->events, i)));
+	if (follow) {
+		cur->kind = CUR_FOLLOW;
+		cur->seq = n ? events_get(rq->rd->events, n - 1)->seq : 0;
+	} else {
+		cursor_free(cur);
+	}
 	o = reply_ok();
 	add(o, "events", arr);
+	if (follow)
+		add(o, "follow", json_object_new_boolean(true));
 	return o;
 }
 
@@ -859,7 +949,8 @@ static const struct command {
 	{ "stop", 1, 1, true, "stop POOL", cmd_stop },
 	{ "start", 1, 1, true, "start POOL", cmd_start },
 	{ "reload", 0, 0, true, "reload", cmd_reload },
-	{ "events", 0, 1, false, "events [N]", cmd_events },
+	{ "events", 0, 4, false, "events [N] [pool=POOL] [reason=REASON] "
+	    "[follow]", cmd_events },
 	{ "metrics", 0, 0, false, "metrics", cmd_metrics },
 	{ "version", 0, 0, false, "version", cmd_version },
 };
@@ -946,8 +1037,10 @@ answer_start(struct recyclerd *rd, const struct control_peer *peer,
 	json_object *o = dispatch(rd, peer, line, cur);
 	const char *s = json_plain(o);
 
-	/* A streamed answer's head ends in its open member: `[]}`, `""}`. */
-	k->put(k->arg, s, strlen(s) - (cur->kind != CUR_NONE ? 2 : 0));
+	/* A streamed answer's head ends in its open member: `[]}`, `""}`;
+	 * a followed one is whole, and its lines come after. */
+	k->put(k->arg, s, strlen(s) - (cur->kind != CUR_NONE &&
+	    cur->kind != CUR_FOLLOW ? 2 : 0));
 	json_object_put(o);
 }
 
@@ -1001,6 +1094,8 @@ client_free(struct client *c)
 	close(c->fd);
 	TAILQ_REMOVE(&ctl->clients, c, entry);
 	ctl->nclients--;
+	if (c->cur.kind == CUR_FOLLOW && --ctl->nfollowers == 0)
+		ev_check_stop(loop, &ctl->follow_check);
 	cursor_free(&c->cur);
 	free(c->out);
 	free(c);
@@ -1051,6 +1146,10 @@ client_produce(struct client *c)
 	struct sink k = { client_put, c };
 	size_t goal = client_pending(c) + OUT_LOW;
 
+	if (c->cur.kind == CUR_FOLLOW) {	/* never complete */
+		follow_step(c->ctl->rd, &c->cur, &k);
+		return;
+	}
 	while (client_pending(c) < goal) {
 		if (!cursor_step(c->ctl->rd, &c->cur, &k)) {
 			client_queue(c, "\n", 1);
@@ -1095,6 +1194,10 @@ client_flush(struct client *c)
 	}
 	if (progress)
 		ev_timer_again(loop, &c->idle);
+	if (client_pending(c) == 0 && c->cur.kind == CUR_FOLLOW) {
+		ev_io_stop(loop, &c->wio);	/* until the next event */
+		return true;
+	}
 	if (client_pending(c) == 0 && c->cur.kind == CUR_NONE) {
 		c->out_off = c->out_len = 0;
 		if (c->out_cap > OUT_KEEP) {	/* a big answer is gone */
@@ -1148,6 +1251,14 @@ client_request(struct client *c)
 		return;
 	}
 	answer_start(c->ctl->rd, &c->peer, c->in, &c->cur, &k);
+	if (c->cur.kind == CUR_FOLLOW) {
+		client_queue(c, "\n", 1);
+		if (c->ctl->nfollowers++ == 0)
+			ev_check_start(c->ctl->rd->loop, &c->ctl->follow_check);
+		/* Its reading side only tells when it hangs up. */
+		ev_io_start(c->ctl->rd->loop, &c->rio);
+		return;
+	}
 	if (c->cur.kind == CUR_NONE)
 		client_queue(c, "\n", 1);
 	else		/* the rest as the client reads (client_flush()) */
@@ -1203,7 +1314,9 @@ client_work(struct client *c)
 	struct ev_loop *loop = c->ctl->rd->loop;
 
 	client_feed(c);
-	if (c->cur.kind != CUR_NONE) {
+	if (c->cur.kind == CUR_FOLLOW) {
+		/* Requests after follow are not read; hang-ups are. */
+	} else if (c->cur.kind != CUR_NONE) {
 		/* Read nothing more until the long answer is out: its end
 		 * starts the more timer (client_produce()). */
 		ev_io_stop(loop, &c->rio);
@@ -1244,6 +1357,11 @@ client_read_cb(struct ev_loop *loop, ev_io *io, int revents)
 		return;
 	}
 	ev_timer_again(loop, &c->idle);
+	if (c->cur.kind == CUR_FOLLOW) {
+		if (n == 0)		/* done following */
+			client_free(c);
+		return;			/* anything else it sends is ignored */
+	}
 	c->rbuf_off = 0;
 	c->rbuf_len = (size_t)n;
 	if (n == 0) {
@@ -1271,11 +1389,32 @@ client_idle_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct client *c = t->data;
 
-	(void)loop;
 	(void)revents;
+	if (c->cur.kind == CUR_FOLLOW) {	/* waiting is its job */
+		ev_timer_again(loop, &c->idle);
+		return;
+	}
 	log_debug("control: uid %lu pid %ld: idle for %.0fs, hanging up",
 	    (unsigned long)c->peer.uid, (long)c->peer.pid, CONTROL_IDLE_S);
 	client_free(c);
+}
+
+/* After a loop turn: send followers the events it added. */
+static void
+control_follow_cb(struct ev_loop *loop, ev_check *w, int revents)
+{
+	struct control *ctl = w->data;
+	struct client *c, *next;
+	size_t n = events_count(ctl->rd->events);
+	uint64_t last = n ? events_get(ctl->rd->events, n - 1)->seq : 0;
+
+	(void)loop;
+	(void)revents;
+	for (c = TAILQ_FIRST(&ctl->clients); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, entry);
+		if (c->cur.kind == CUR_FOLLOW && c->cur.seq < last)
+			(void)client_flush(c);	/* may free c */
+	}
 }
 
 /* Supplementary groups of the peer, as they were at connect time, else
@@ -1575,6 +1714,8 @@ control_open(struct recyclerd *rd)
 	ctl->accept_io.data = ctl;
 	ev_init(&ctl->accept_pause, control_pause_cb);
 	ctl->accept_pause.data = ctl;
+	ev_check_init(&ctl->follow_check, control_follow_cb);
+	ctl->follow_check.data = ctl;
 	ev_io_start(rd->loop, &ctl->accept_io);
 	log_info("control socket %s", path);
 	return ctl;
@@ -1605,6 +1746,7 @@ control_close(struct control *ctl)
 		client_free(c);
 	ev_io_stop(ctl->rd->loop, &ctl->accept_io);
 	ev_timer_stop(ctl->rd->loop, &ctl->accept_pause);
+	ev_check_stop(ctl->rd->loop, &ctl->follow_check);
 	close(ctl->fd);
 	/* Another daemon may have taken the path over since: not ours. */
 	if (lstat(ctl->path, &st) == 0 && st.st_dev == ctl->dev &&

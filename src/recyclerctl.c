@@ -55,7 +55,11 @@ struct opts {
 struct conn {
 	const char	*path;
 	int		 fd;
+	char		*rest;		/* read past the answer's newline */
+	size_t		 nrest;
 };
+
+#define FOLLOW_LINE_MAX	(1u << 20)	/* longer: not the protocol */
 
 static volatile sig_atomic_t interrupted;
 
@@ -73,7 +77,9 @@ usage(FILE *out)
 	    "  stop POOL                     drain every worker of the pool\n"
 	    "  start POOL                    start a stopped or failed pool\n"
 	    "  reload                        re-read the configuration\n"
-	    "  events [N]                    the last N events (default 50)\n"
+	    "  events [N] [-f] [--pool POOL] [--reason REASON]\n"
+	    "                                the last N events (default 50);\n"
+	    "                                -f: then each new one\n"
 	    "  metrics                       Prometheus text format\n"
 	    "  version                       the daemon's version\n"
 	    "\n"
@@ -231,6 +237,11 @@ conn_request(struct conn *c, const char *line, char **answer, char *msg,
 		if (nl != NULL) {
 			*nl = '\0';
 			*answer = buf;
+			/* A followed answer's next lines may have come too. */
+			free(c->rest);
+			c->nrest = got - (size_t)(nl + 1 - buf);
+			c->rest = xmalloc(c->nrest + 1);
+			memcpy(c->rest, nl + 1, c->nrest);
 			return 0;
 		}
 	}
@@ -597,7 +608,7 @@ print_answer(FILE *f, char **words, json_object *o)
 		evs = jget(o, "events");
 		if (evs == NULL || !json_object_is_type(evs, json_type_array))
 			return;
-		if (json_object_array_length(evs) == 0)
+		if (json_object_array_length(evs) == 0 && jget(o, "follow") == NULL)
 			fputs("(no events)\n", f);
 		for (i = 0; i < json_object_array_length(evs); i++)
 			print_event(f, json_object_array_get_idx(evs, i));
@@ -646,7 +657,7 @@ static const struct command {
 	{ "stop", 1, 1, "stop POOL" },
 	{ "start", 1, 1, "start POOL" },
 	{ "reload", 0, 0, "reload" },
-	{ "events", 0, 1, "events [N]" },
+	{ "events", 0, 1, "events [N] [-f] [--pool POOL] [--reason REASON]" },
 	{ "metrics", 0, 0, "metrics" },
 	{ "version", 0, 0, "version" },
 };
@@ -816,6 +827,90 @@ watch(struct conn *c, const struct opts *o, char **words, int n,
 	return 0;
 }
 
+/* Print one line of a followed answer: an event object. */
+static int
+follow_line(const struct opts *o, const char *line)
+{
+	json_object *j;
+
+	if (o->json) {
+		printf("%s\n", line);
+	} else {
+		if ((j = json_tokener_parse(line)) == NULL ||
+		    !json_object_is_type(j, json_type_object)) {
+			json_object_put(j);
+			fprintf(stderr, "recyclerctl: malformed event: %.200s\n",
+			    line);
+			return -1;
+		}
+		print_event(stdout, j);
+		json_object_put(j);
+	}
+	fflush(stdout);
+	return 0;
+}
+
+/* After `events ... follow`: print each line the daemon sends, until
+ * Ctrl-C (0) or the daemon hangs up (EXIT_NO_ANSWER). */
+static int
+follow(struct conn *c, const struct opts *o)
+{
+	struct sigaction sa = { .sa_handler = on_sigint };
+	size_t len = c->nrest, cap = c->nrest + 4096;
+	char *buf = xmalloc(cap), *nl, *line;
+	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+	ssize_t n;
+	int rc = 0;
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);	/* no SA_RESTART: wake up */
+	sigaction(SIGTERM, &sa, NULL);
+	memcpy(buf, c->rest, c->nrest);
+	for (;;) {
+		line = buf;
+		while ((nl = memchr(line, '\n', len - (size_t)(line - buf)))
+		    != NULL) {
+			*nl = '\0';
+			if (follow_line(o, line) == -1) {
+				rc = EXIT_NO_ANSWER;
+				goto out;
+			}
+			line = nl + 1;
+		}
+		len -= (size_t)(line - buf);
+		memmove(buf, line, len);
+		if (len >= FOLLOW_LINE_MAX) {
+			fprintf(stderr, "recyclerctl: %s: line too long\n",
+			    c->path);
+			rc = EXIT_NO_ANSWER;
+			goto out;
+		}
+		if (cap - len < 4096)
+			buf = xrealloc(buf, cap *= 2);
+		if (poll(&pfd, 1, -1) == -1) {
+			if (errno == EINTR && !interrupted)
+				continue;
+			break;
+		}
+		n = recv(c->fd, buf + len, cap - len, 0);
+		if (n == -1 && errno == EINTR && !interrupted)
+			continue;
+		if (n <= 0) {
+			if (!interrupted) {
+				fprintf(stderr, "recyclerctl: %s: %s\n", c->path,
+				    n == 0 ? "the daemon closed the connection" :
+				    strerror(errno));
+				rc = EXIT_NO_ANSWER;
+			}
+			break;
+		}
+		len += (size_t)n;
+	}
+out:
+	free(buf);
+	return rc;
+}
+
 static const struct command *
 find_command(const char *name)
 {
@@ -836,20 +931,35 @@ main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "watch", optional_argument, NULL, 'w' },
+		{ "follow", no_argument, NULL, 'f' },
+		{ "pool", required_argument, NULL, 'P' },
+		{ "reason", required_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 },
 	};
+	const char *pool_opt = NULL, *reason_opt = NULL;
+	char *ev_words[6], pool_word[512], reason_word[128];
+	bool follow_opt = false;
 	const char *watch_arg = NULL;
 	bool watch_opt = false;
 	struct opts o = { NULL, false };
-	struct conn c = { NULL, -1 };
+	struct conn c = { NULL, -1, NULL, 0 };
 	const struct command *cmd;
 	uint64_t interval_ms = 0;
 	char msg[8192], **words, *status_words[2] = { (char *)"status", NULL };
 	int ch, n, rc;
 
 	/* No '+': options may follow the command (`status web --json`). */
-	while ((ch = getopt_long(argc, argv, "s:jVhw::", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "s:jVhw::f", longopts, NULL)) != -1) {
 		switch (ch) {
+		case 'f':
+			follow_opt = true;
+			break;
+		case 'P':
+			pool_opt = optarg;
+			break;
+		case 'R':
+			reason_opt = optarg;
+			break;
 		case 'w':
 			watch_opt = true;
 			watch_arg = optarg;
@@ -907,11 +1017,42 @@ main(int argc, char **argv)
 	}
 	if (n - 1 < cmd->min_args || n - 1 > cmd->max_args)
 		usage_error("usage: %s", cmd->usage);
+	if ((follow_opt || pool_opt || reason_opt) &&
+	    strcmp(cmd->name, "events") != 0)
+		usage_error("-f, --pool and --reason are options of events");
+	if (strcmp(cmd->name, "events") == 0) {
+		/* events [N] [pool=P] [reason=R] [follow] on the wire. */
+		int k = 0;
+
+		ev_words[k++] = words[0];
+		if (n > 1)
+			ev_words[k++] = words[1];
+		if (pool_opt != NULL) {
+			snprintf(pool_word, sizeof pool_word, "pool=%s",
+			    pool_opt);
+			ev_words[k++] = pool_word;
+		}
+		if (reason_opt != NULL) {
+			snprintf(reason_word, sizeof reason_word, "reason=%s",
+			    reason_opt);
+			ev_words[k++] = reason_word;
+		}
+		if (follow_opt)
+			ev_words[k++] = (char *)"follow";
+		ev_words[k] = NULL;
+		words = ev_words;
+		n = k;
+	}
 
 	if (interval_ms > 0)
 		return watch(&c, &o, words, n, interval_ms);
 	rc = ask(&c, &o, words, n, stdout, msg, sizeof msg);
+	if (rc == 0 && follow_opt) {
+		fflush(stdout);
+		rc = follow(&c, &o);
+	}
 	conn_close(&c);
+	free(c.rest);
 	if (rc != 0) {
 		fputs("recyclerctl: ", stderr);
 		put_clean(stderr, msg, true);

@@ -1056,6 +1056,64 @@ def test_recyclerctl_options_after_the_command(recyclerd):
     assert r.returncode == 64 and "invalid interval" in r.stderr
 
 
+def test_events_filters_by_pool_and_reason(recyclerd):
+    start(recyclerd, workers=1)
+    [pid] = recyclerd.workers().values()
+    ok(recyclerd, "recycle web")
+    new = recyclerd.wait_replaced(pid)
+    recyclerd.wait_ready_workers(1)
+    os.kill(new, signal.SIGKILL)
+    wait_for(lambda: len(ok(recyclerd, "events")["events"]) >= 2, 10,
+             what="two events")
+    evs = ok(recyclerd, "events reason=manual")["events"]
+    assert [e["reason"] for e in evs] == ["manual"]
+    assert ok(recyclerd, "events pool=other")["events"] == []
+    assert len(ok(recyclerd, "events 1 pool=web")["events"]) == 1
+    r = ctl(recyclerd, "events", "--reason", "crash", "--pool", "web")
+    assert r.returncode == 0, r.stderr
+    assert "(crash)" in r.stdout and "(manual)" not in r.stdout
+    r = ctl(recyclerd, "events", "--reason", "bogus")
+    assert r.returncode == 1 and "unknown reason bogus" in r.stderr
+
+
+def test_events_follow_prints_each_new_event(recyclerd):
+    start(recyclerd, workers=1)
+    [pid] = recyclerd.workers().values()
+    p = subprocess.Popen([RECYCLERCTL_BIN, "-s", str(recyclerd.control_path),
+                          "events", "0", "-f", "--reason", "manual"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    j = subprocess.Popen([RECYCLERCTL_BIN, "-s", str(recyclerd.control_path),
+                          "--json", "events", "-f"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        time.sleep(0.5)
+        ok(recyclerd, "recycle web")
+        new = recyclerd.wait_replaced(pid)
+        recyclerd.wait_ready_workers(1)
+        line = p.stdout.readline()
+        assert "web/0" in line and "recycle (manual)" in line, line
+        os.kill(new, signal.SIGKILL)
+        assert json.loads(j.stdout.readline())["ok"]	# the head
+        first = json.loads(j.stdout.readline())
+        assert first["reason"] == "manual" and first["pid"] == pid
+        second = json.loads(j.stdout.readline())
+        assert second["kind"] == "crash" and second["pid"] == new
+        for proc in (p, j):
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=10)
+            assert proc.returncode == 0, err
+        assert "(crash)" not in out
+    finally:
+        for proc in (p, j):
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    # The daemon dropped both followers and serves others.
+    assert ok(recyclerd, "version")
+
+
 def test_reload_moves_the_socket_to_the_new_control_group(recyclerd):
     name, gid = other_group()
     start(recyclerd, workers=1)
