@@ -1534,6 +1534,9 @@ pool_apply(struct pool *p, struct config *snap, const struct pool_config *cfg,
 {
 	struct worker *w, *next;
 	bool respawn = spawn_differs(p->cfg, cfg);
+	/* A `scale` holds until the pool's own `workers` changes. */
+	unsigned int want = p->state != POOL_REMOVED &&
+	    p->cfg->workers == cfg->workers ? p->desired : cfg->workers;
 
 	listen_close(&p->sockets);
 	p->sockets = *sockets;
@@ -1544,7 +1547,7 @@ pool_apply(struct pool *p, struct config *snap, const struct pool_config *cfg,
 	config_unref(p->snap);
 	p->snap = config_ref(snap);
 	p->cfg = cfg;
-	pool_set_desired(p, cfg->workers);
+	pool_set_desired(p, want);
 	pool_prepare(p);
 	if (p->state == POOL_REMOVED)
 		p->state = POOL_RUNNING;
