@@ -41,6 +41,7 @@
 #include "events.h"
 #include "growth.h"
 #include "log.h"
+#include "logring.h"
 #include "metrics.h"
 #include "policy.h"
 #include "pool.h"
@@ -89,6 +90,8 @@ struct cursor {
 	uint64_t	 seq;
 	char		*pool;
 	int		 reason;	/* -1 for any */
+	bool		 logs;		/* worker output lines, not events */
+	int		 lslot;		/* logs: -1 for any */
 };
 
 struct client {
@@ -594,6 +597,87 @@ event_matches(const struct cursor *cur, const struct event *e)
 
 static json_object *event_json(const struct event *);
 
+static bool
+line_matches(const struct cursor *cur, const struct logline *l)
+{
+	return (cur->pool == NULL || strcmp(cur->pool, l->pool) == 0) &&
+	    (cur->lslot < 0 || l->slot == cur->lslot);
+}
+
+static void format_wall(double, char *, size_t);
+
+/* Worker text as JSON wants it: valid UTF-8, no control characters. */
+static json_object *
+j_text(const char *s)
+{
+	size_t n = strlen(s), i = 0, o = 0, l;
+	char *t = xmalloc(n + 1);
+	json_object *j;
+
+	while (i < n) {
+		l = utf8_len((const unsigned char *)s + i);
+		if (l == 0 || (l == 1 && ((unsigned char)s[i] < ' ' ||
+		    s[i] == 0x7f))) {
+			t[o++] = '?';
+			i++;
+		} else {
+			memcpy(t + o, s + i, l);
+			o += l;
+			i += l;
+		}
+	}
+	j = json_object_new_string_len(t, (int)o);
+	free(t);
+	return j;
+}
+
+static json_object *
+logline_json(const struct logline *l)
+{
+	json_object *o = json_object_new_object();
+	char when[64];
+
+	format_wall(l->wall, when, sizeof when);
+	add(o, "seq", j_u64(l->seq));
+	add(o, "time", json_object_new_string(when));
+	add(o, "pool", json_object_new_string(l->pool));
+	add(o, "slot", json_object_new_int(l->slot));
+	add(o, "pid", json_object_new_int64(l->pid));
+	add(o, "stream", json_object_new_string(l->stream));
+	add(o, "text", j_text(l->text));
+	return o;
+}
+
+static uint64_t
+logring_last(void)
+{
+	size_t n = logring_count();
+
+	return n ? logring_get(n - 1)->seq : 0;
+}
+
+/* The output lines relayed since the last step, one JSON line each. */
+static void
+follow_logs(struct cursor *cur, const struct sink *k)
+{
+	size_t n = logring_count(), i = n;
+	const struct logline *l;
+	json_object *o;
+
+	while (i > 0 && logring_get(i - 1)->seq > cur->seq)
+		i--;
+	for (; i < n; i++) {
+		l = logring_get(i);
+		cur->seq = l->seq;
+		if (!line_matches(cur, l))
+			continue;
+		o = logline_json(l);
+		put_str(k, json_plain(o));
+		put_str(k, "\n");
+		json_object_put(o);
+	}
+}
+
 /* The events recorded since the last step, one JSON line each. */
 static void
 follow_step(struct recyclerd *rd, struct cursor *cur, const struct sink *k)
@@ -602,6 +686,10 @@ follow_step(struct recyclerd *rd, struct cursor *cur, const struct sink *k)
 	const struct event *e;
 	json_object *o;
 
+	if (cur->logs) {
+		follow_logs(cur, k);
+		return;
+	}
 	while (i > 0 && events_get(rd->events, i - 1)->seq > cur->seq)
 		i--;
 	for (; i < n; i++) {
@@ -909,6 +997,69 @@ cmd_events(struct request *rq)
 	return o;
 }
 
+/*
+ * logs [POOL [SLOT]] [N] [follow]: the last N lines (default 50) of
+ * worker output kept in the ring, then, with follow, each new one.
+ */
+static json_object *
+cmd_logs(struct request *rq)
+{
+	struct cursor *cur = rq->cur;
+	const char *pool = NULL, *slot = NULL, *a;
+	json_object *err, *o, *arr;
+	uint64_t want = EVENTS_DEFAULT, v;
+	bool follow = false;
+	size_t n, i, start;
+	int k;
+
+	for (k = 0; k < rq->argc; k++) {
+		a = rq->argv[k];
+		if (strcmp(a, "follow") == 0 && !follow)
+			follow = true;
+		else if (strncmp(a, "lines=", 6) == 0) {
+			if ((err = parse_count("logs", "count", a + 6,
+			    LOGRING_MAX, &want)) != NULL)
+				return err;
+		} else if (pool == NULL)
+			pool = a;
+		else if (slot == NULL)
+			slot = a;
+		else
+			return reply_error("usage: logs [POOL [SLOT]] "
+			    "[lines=N] [follow]");
+	}
+	if (pool != NULL && recyclerd_find_pool(rq->rd, pool) == NULL)
+		return reply_error("no such pool: %s", pool);
+	cur->lslot = -1;
+	if (slot != NULL) {
+		if ((err = parse_count("logs", "slot", slot, SCALE_MAX,
+		    &v)) != NULL)
+			return err;
+		cur->lslot = (int)v;
+	}
+	cur->pool = pool ? xstrdup(pool) : NULL;
+	cur->logs = true;
+	n = logring_count();
+	for (start = n, i = 0; start > 0 && i < want; start--)
+		if (line_matches(cur, logring_get(start - 1)))
+			i++;
+	arr = json_object_new_array();
+	for (i = start; i < n; i++)
+		if (line_matches(cur, logring_get(i)))
+			json_object_array_add(arr, logline_json(logring_get(i)));
+	if (follow) {
+		cur->kind = CUR_FOLLOW;
+		cur->seq = logring_last();
+	} else {
+		cursor_free(cur);
+	}
+	o = reply_ok();
+	add(o, "lines", arr);
+	if (follow)
+		add(o, "follow", json_object_new_boolean(true));
+	return o;
+}
+
 static json_object *
 cmd_metrics(struct request *rq)
 {
@@ -951,12 +1102,15 @@ static const struct command {
 	{ "reload", 0, 0, true, "reload", cmd_reload },
 	{ "events", 0, 4, false, "events [N] [pool=POOL] [reason=REASON] "
 	    "[follow]", cmd_events },
+	{ "logs", 0, 4, false, "logs [POOL [SLOT]] [lines=N] [follow]",
+	    cmd_logs },
 	{ "metrics", 0, 0, false, "metrics", cmd_metrics },
 	{ "version", 0, 0, false, "version", cmd_version },
 };
 
 #define COMMAND_LIST \
-	"status, recycle, scale, stop, start, reload, events, metrics, version"
+	"status, recycle, scale, stop, start, reload, events, logs, metrics, " \
+	"version"
 
 static json_object *
 permission_error(struct recyclerd *rd, const struct control_peer *peer)
@@ -1412,7 +1566,8 @@ control_follow_cb(struct ev_loop *loop, ev_check *w, int revents)
 	(void)revents;
 	for (c = TAILQ_FIRST(&ctl->clients); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, entry);
-		if (c->cur.kind == CUR_FOLLOW && c->cur.seq < last)
+		if (c->cur.kind == CUR_FOLLOW &&
+		    c->cur.seq < (c->cur.logs ? logring_last() : last))
 			(void)client_flush(c);	/* may free c */
 	}
 }

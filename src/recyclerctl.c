@@ -80,6 +80,8 @@ usage(FILE *out)
 	    "  events [N] [-f] [--pool POOL] [--reason REASON]\n"
 	    "                                the last N events (default 50);\n"
 	    "                                -f: then each new one\n"
+	    "  logs [POOL [SLOT]] [-f] [-n N] worker output, the last N lines\n"
+	    "                                (50); -f: then each new one\n"
 	    "  metrics                       Prometheus text format\n"
 	    "  version                       the daemon's version\n"
 	    "\n"
@@ -593,6 +595,26 @@ print_event(FILE *f, json_object *e)
 	fputc('\n', f);
 }
 
+/* A line of worker output: "TIME  POOL/SLOT [pid N] STREAM: TEXT". */
+static void
+print_logline(FILE *f, json_object *l)
+{
+	double d;
+
+	put_clean(f, jstr(l, "time"), false);
+	fputs("  ", f);
+	put_clean(f, jstr(l, "pool"), false);
+	if (jnum(l, "slot", &d))
+		fprintf(f, "/%.0f", d);
+	if (jnum(l, "pid", &d))
+		fprintf(f, " [pid %.0f]", d);
+	fputc(' ', f);
+	put_clean(f, jstr(l, "stream"), false);
+	fputs(": ", f);
+	put_clean(f, jstr(l, "text"), false);
+	fputc('\n', f);
+}
+
 /* The human form of a successful answer to words[0]. */
 static void
 print_answer(FILE *f, char **words, json_object *o)
@@ -612,6 +634,12 @@ print_answer(FILE *f, char **words, json_object *o)
 			fputs("(no events)\n", f);
 		for (i = 0; i < json_object_array_length(evs); i++)
 			print_event(f, json_object_array_get_idx(evs, i));
+	} else if (strcmp(cmd, "logs") == 0) {
+		evs = jget(o, "lines");
+		if (evs == NULL || !json_object_is_type(evs, json_type_array))
+			return;
+		for (i = 0; i < json_object_array_length(evs); i++)
+			print_logline(f, json_object_array_get_idx(evs, i));
 	} else if (strcmp(cmd, "metrics") == 0) {
 		fputs(jstr(o, "metrics") ? jstr(o, "metrics") : "", f);
 	} else if (strcmp(cmd, "version") == 0) {
@@ -658,6 +686,7 @@ static const struct command {
 	{ "start", 1, 1, "start POOL" },
 	{ "reload", 0, 0, "reload" },
 	{ "events", 0, 1, "events [N] [-f] [--pool POOL] [--reason REASON]" },
+	{ "logs", 0, 2, "logs [POOL [SLOT]] [-f] [-n N]" },
 	{ "metrics", 0, 0, "metrics" },
 	{ "version", 0, 0, "version" },
 };
@@ -843,7 +872,10 @@ follow_line(const struct opts *o, const char *line)
 			    line);
 			return -1;
 		}
-		print_event(stdout, j);
+		if (jget(j, "text") != NULL)
+			print_logline(stdout, j);
+		else
+			print_event(stdout, j);
 		json_object_put(j);
 	}
 	fflush(stdout);
@@ -932,12 +964,14 @@ main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ "watch", optional_argument, NULL, 'w' },
 		{ "follow", no_argument, NULL, 'f' },
+		{ "lines", required_argument, NULL, 'n' },
 		{ "pool", required_argument, NULL, 'P' },
 		{ "reason", required_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *pool_opt = NULL, *reason_opt = NULL;
-	char *ev_words[6], pool_word[512], reason_word[128];
+	char *ev_words[6], pool_word[512], reason_word[128], lines_word[64];
+	const char *lines_opt = NULL;
 	bool follow_opt = false;
 	const char *watch_arg = NULL;
 	bool watch_opt = false;
@@ -949,8 +983,11 @@ main(int argc, char **argv)
 	int ch, n, rc;
 
 	/* No '+': options may follow the command (`status web --json`). */
-	while ((ch = getopt_long(argc, argv, "s:jVhw::f", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "s:jVhw::fn:", longopts, NULL)) != -1) {
 		switch (ch) {
+		case 'n':
+			lines_opt = optarg;
+			break;
 		case 'f':
 			follow_opt = true;
 			break;
@@ -1017,9 +1054,30 @@ main(int argc, char **argv)
 	}
 	if (n - 1 < cmd->min_args || n - 1 > cmd->max_args)
 		usage_error("usage: %s", cmd->usage);
-	if ((follow_opt || pool_opt || reason_opt) &&
-	    strcmp(cmd->name, "events") != 0)
-		usage_error("-f, --pool and --reason are options of events");
+	if ((pool_opt || reason_opt) && strcmp(cmd->name, "events") != 0)
+		usage_error("--pool and --reason are options of events");
+	if (follow_opt && strcmp(cmd->name, "events") != 0 &&
+	    strcmp(cmd->name, "logs") != 0)
+		usage_error("-f is an option of events and logs");
+	if (lines_opt && strcmp(cmd->name, "logs") != 0)
+		usage_error("-n is an option of logs");
+	if (strcmp(cmd->name, "logs") == 0) {
+		/* logs [POOL [SLOT]] [lines=N] [follow] on the wire. */
+		int k;
+
+		for (k = 0; k < n; k++)
+			ev_words[k] = words[k];
+		if (lines_opt != NULL) {
+			snprintf(lines_word, sizeof lines_word, "lines=%s",
+			    lines_opt);
+			ev_words[k++] = lines_word;
+		}
+		if (follow_opt)
+			ev_words[k++] = (char *)"follow";
+		ev_words[k] = NULL;
+		words = ev_words;
+		n = k;
+	}
 	if (strcmp(cmd->name, "events") == 0) {
 		/* events [N] [pool=P] [reason=R] [follow] on the wire. */
 		int k = 0;

@@ -24,8 +24,8 @@ from recyclerd import (RECYCLERCTL_BIN, pid_alive, py_worker, wait_for)
 
 CLIENTS_MAX = 64
 LINE_MAX = 4096
-COMMANDS = ("status, recycle, scale, stop, start, reload, events, metrics, "
-            "version")
+COMMANDS = ("status, recycle, scale, stop, start, reload, events, logs, "
+            "metrics, version")
 SETPRIV = shutil.which("setpriv")
 
 
@@ -1112,6 +1112,54 @@ def test_events_follow_prints_each_new_event(recyclerd):
                 proc.communicate()
     # The daemon dropped both followers and serves others.
     assert ok(recyclerd, "version")
+
+
+def test_logs_keeps_worker_output_by_pool_and_slot(recyclerd):
+    start(recyclerd, workers=2)
+    pids = recyclerd.workers()
+    want = {slot: f"leaky_worker: pid {pid} pool web slot {slot}"
+            for slot, pid in pids.items()}
+    wait_for(lambda: len(ok(recyclerd, "logs")["lines"]) >= 2, 10,
+             what="both workers' first line")
+    lines = ok(recyclerd, "logs web 1")["lines"]
+    assert [(x["slot"], x["pid"], x["stream"]) for x in lines] == \
+        [(1, pids[1], "stdout")]
+    assert lines[0]["text"] == want[1]
+    r = ctl(recyclerd, "logs", "web", "0")
+    assert r.returncode == 0, r.stderr
+    assert want[0] in r.stdout and want[1] not in r.stdout
+    assert f"web/0 [pid {pids[0]}] stdout: {want[0]}" in r.stdout
+    assert ok(recyclerd, "logs lines=1")["lines"][0]["seq"] == 2
+    r = ctl(recyclerd, "logs", "nosuch")
+    assert r.returncode == 1 and "no such pool: nosuch" in r.stderr
+    # The log (and the journal, when in use) still gets every line.
+    recyclerd.wait_log(re.escape(want[1]))
+
+
+def test_logs_follow_receives_a_workers_line(recyclerd):
+    start(recyclerd, workers=1)
+    [pid] = recyclerd.workers().values()
+    p = subprocess.Popen([RECYCLERCTL_BIN, "-s", str(recyclerd.control_path),
+                          "logs", "web", "-f", "-n", "0"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        time.sleep(0.5)
+        ok(recyclerd, "recycle web")
+        new = recyclerd.wait_replaced(pid)
+        seen = []
+        while not any(f"pid {new} pool web" in x for x in seen):
+            seen.append(p.stdout.readline())
+            assert seen[-1], "follower ended"
+        assert f"web/0 [pid {new}] stdout: leaky_worker: pid {new}" \
+            in seen[-1]
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=10)
+        assert p.returncode == 0, err
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
 
 
 def test_reload_moves_the_socket_to_the_new_control_group(recyclerd):
