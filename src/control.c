@@ -1060,6 +1060,32 @@ cmd_logs(struct request *rq)
 	return o;
 }
 
+/* config [POOL]: the configuration in force, as a file, defaults marked. */
+static json_object *
+cmd_config(struct request *rq)
+{
+	const char *pool = rq->argc == 1 ? rq->argv[0] : NULL;
+	json_object *o;
+	char *text = NULL;
+	size_t len;
+	FILE *f;
+
+	if (pool != NULL && recyclerd_find_pool(rq->rd, pool) == NULL)
+		return reply_error("no such pool: %s", pool);
+	if ((f = open_memstream(&text, &len)) == NULL)
+		return reply_error("config: %s", strerror(errno));
+	if (config_dump(rq->rd->cfg, pool, f) == -1 || fclose(f) != 0) {
+		free(text);
+		return reply_error("config: %s", strerror(ENOMEM));
+	}
+	rq->cur->kind = CUR_TEXT;
+	rq->cur->text = text;
+	rq->cur->text_len = strlen(text);
+	o = reply_ok();
+	add(o, "config", json_object_new_string(""));	/* opened below */
+	return o;
+}
+
 static json_object *
 cmd_metrics(struct request *rq)
 {
@@ -1104,13 +1130,14 @@ static const struct command {
 	    "[follow]", cmd_events },
 	{ "logs", 0, 4, false, "logs [POOL [SLOT]] [lines=N] [follow]",
 	    cmd_logs },
+	{ "config", 0, 1, false, "config [POOL]", cmd_config },
 	{ "metrics", 0, 0, false, "metrics", cmd_metrics },
 	{ "version", 0, 0, false, "version", cmd_version },
 };
 
 #define COMMAND_LIST \
-	"status, recycle, scale, stop, start, reload, events, logs, metrics, " \
-	"version"
+	"status, recycle, scale, stop, start, reload, events, logs, config, " \
+	"metrics, version"
 
 static json_object *
 permission_error(struct recyclerd *rd, const struct control_peer *peer)

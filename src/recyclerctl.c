@@ -82,6 +82,7 @@ usage(FILE *out)
 	    "                                -f: then each new one\n"
 	    "  logs [POOL [SLOT]] [-f] [-n N] worker output, the last N lines\n"
 	    "                                (50); -f: then each new one\n"
+	    "  config [POOL]                 the configuration in force\n"
 	    "  metrics                       Prometheus text format\n"
 	    "  version                       the daemon's version\n"
 	    "\n"
@@ -642,6 +643,8 @@ print_answer(FILE *f, char **words, json_object *o)
 			print_logline(f, json_object_array_get_idx(evs, i));
 	} else if (strcmp(cmd, "metrics") == 0) {
 		fputs(jstr(o, "metrics") ? jstr(o, "metrics") : "", f);
+	} else if (strcmp(cmd, "config") == 0) {
+		put_clean(f, jstr(o, "config") ? jstr(o, "config") : "", true);
 	} else if (strcmp(cmd, "version") == 0) {
 		fputs("recyclerd ", f);
 		put_clean(f, jstr(o, "version"), false);
@@ -687,6 +690,7 @@ static const struct command {
 	{ "reload", 0, 0, "reload" },
 	{ "events", 0, 1, "events [N] [-f] [--pool POOL] [--reason REASON]" },
 	{ "logs", 0, 2, "logs [POOL [SLOT]] [-f] [-n N]" },
+	{ "config", 0, 1, "config [POOL]" },
 	{ "metrics", 0, 0, "metrics" },
 	{ "version", 0, 0, "version" },
 };

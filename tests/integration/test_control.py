@@ -25,7 +25,7 @@ from recyclerd import (RECYCLERCTL_BIN, pid_alive, py_worker, wait_for)
 CLIENTS_MAX = 64
 LINE_MAX = 4096
 COMMANDS = ("status, recycle, scale, stop, start, reload, events, logs, "
-            "metrics, version")
+            "config, metrics, version")
 SETPRIV = shutil.which("setpriv")
 
 
@@ -1160,6 +1160,41 @@ def test_logs_follow_receives_a_workers_line(recyclerd):
         if p.poll() is None:
             p.kill()
             p.communicate()
+
+
+def test_config_dump_round_trips_through_recyclerd_t(recyclerd, tmp_path):
+    recyclerd.write_config(pools={
+        "web": {"workers": 2, "recycle_memory": "300M", "jitter": "2.5%",
+                "environment": "A=1 'B=two words'",
+                "rapid_fail": "3/30s", "drain_signal": "SIGINT"},
+        "api": {"workers": 1}})
+    recyclerd.start()
+    recyclerd.wait_ready_workers(2)
+    r = ctl(recyclerd, "config")
+    assert r.returncode == 0, r.stderr
+    text = r.stdout
+    assert "[pool web]\n" in text and "[pool api]\n" in text
+    assert "\nworkers = 2\n" in text
+    assert "\nrecycle_memory = 314572800\n" in text
+    assert "\nmax_overshoot = 25%  ; default\n" in text
+    assert "\ndrain_signal = SIGINT\n" in text
+    assert '\nenvironment = "B=two words"\n' in text
+    assert "\nrapid_fail = 3/30s\n" in text
+    assert "\nwatchdog = 0  ; default\n" in text
+    assert "\njitter = 2.5%\n" in text
+    # recyclerd -t reads it back.
+    f = tmp_path / "dump.conf"
+    f.write_text(text)
+    f.chmod(0o600)
+    t = subprocess.run([rd.RECYCLERD_BIN, "-t", "-c", str(f)],
+                       capture_output=True, text=True, timeout=30)
+    assert t.returncode == 0, t.stderr + t.stdout
+    # Only [pool api]: no daemon section.
+    one = ctl(recyclerd, "config", "api").stdout
+    assert "[recyclerd]" not in one and "[pool web]" not in one
+    assert "[pool api]" in one
+    r = ctl(recyclerd, "config", "nosuch")
+    assert r.returncode == 1 and "no such pool: nosuch" in r.stderr
 
 
 def test_reload_moves_the_socket_to_the_new_control_group(recyclerd):

@@ -179,6 +179,14 @@ memprobe_kind_name(enum probe_kind k)
 	    "cgroup";
 }
 
+int
+config_dump(const struct config *cfg, const char *pool, FILE *f)
+{
+	(void)cfg;
+	fprintf(f, "[pool %s]\n", pool ? pool : "*");
+	return 0;
+}
+
 uint64_t
 memprobe_self_rss(void)
 {

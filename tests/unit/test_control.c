@@ -235,7 +235,7 @@ test_bad_requests_get_an_error(void **state)
 	assert_error(f, "   ", "empty request");
 	assert_error(f, "frobnicate", "unknown command: frobnicate "
 	    "(commands: status, recycle, scale, stop, start, reload, events, "
-	    "logs, metrics, version)");
+	    "logs, config, metrics, version)");
 	assert_error(f, "STATUS", "unknown command");
 	assert_error(f, "status a b", "usage: status [POOL]");
 	assert_error(f, "recycle", "usage: recycle POOL [WORKER|all]");
