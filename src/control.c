@@ -327,6 +327,35 @@ pending_sorted(const struct pool *p, size_t *n)
 	return v;
 }
 
+/*
+ * User + system CPU seconds of the worker's process and of its children
+ * it reaped, from /proc/PID/stat (fields 14 to 17), read for a status
+ * only; top turns two of them into a percentage. null if unreadable.
+ */
+static json_object *
+worker_cpu_json(pid_t pid)
+{
+	unsigned long long ut, st, cut, cst;
+	char path[64], buf[1024], *p;
+	long hz = sysconf(_SC_CLK_TCK);
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+	if (hz <= 0 || (fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return NULL;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return NULL;
+	buf[n] = '\0';
+	if ((p = strrchr(buf, ')')) == NULL || sscanf(p + 2,
+	    "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu",
+	    &ut, &st, &cut, &cst) != 4)
+		return NULL;
+	return j_double((double)(ut + st + cut + cst) / (double)hz, 2);
+}
+
 static json_object *
 worker_json(struct worker *w, double now, struct worker **pend, size_t npend)
 {
@@ -372,6 +401,11 @@ worker_json(struct worker *w, double now, struct worker **pend, size_t npend)
 	add(o, "waiting", w->recycle_reason != REASON_NONE &&
 	    w->state == WS_READY ? j_double(now - w->recycle_mono, 3) : NULL);
 	add(o, "overshoot", json_object_new_boolean(w->overshot));
+	add(o, "cpu_seconds", worker_cpu_json(w->pid));
+	add(o, "restarts", w->slot < w->pool->nslots &&
+	    w->pool->slots[w->slot] != NULL &&
+	    w->pool->slots[w->slot]->starts > 0 ?
+	    j_u64(w->pool->slots[w->slot]->starts - 1) : NULL);
 	return o;
 }
 

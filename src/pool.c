@@ -383,6 +383,7 @@ pool_attach(struct pool *p, struct worker *w)
 
 	TAILQ_INSERT_TAIL(&p->workers, w, entry);
 	TAILQ_INSERT_TAIL(&s->members, w, slot_entry);
+	s->starts++;
 	p->nworkers++;
 	p->nstate[w->state]++;
 	if (w->state == WS_READY)

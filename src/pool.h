@@ -46,6 +46,7 @@ struct slot {
 	unsigned int	 index;
 	unsigned int	 failures;	/* consecutive, for the backoff */
 	unsigned int	 nready;	/* members in WS_READY */
+	uint64_t	 starts;	/* processes started in it, ever */
 	bool		 settled;	/* counted in pool->nsettled */
 	bool		 queued;	/* on pool->work */
 	TAILQ_HEAD(, worker) members;

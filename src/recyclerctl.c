@@ -375,7 +375,7 @@ fmt_seconds(json_object *o, const char *key, char *buf, size_t size)
 
 /* ---- tables ---- */
 
-#define COLS_MAX	12
+#define COLS_MAX	14
 
 struct table {
 	size_t		 ncols;
@@ -430,6 +430,48 @@ table_print(FILE *f, struct table *t)
 
 /* ---- printing answers ---- */
 
+/*
+ * CPU % of a worker between two frames of top or status -w: the daemon
+ * gives CPU seconds, the last frame's are kept here by pid.
+ */
+#define CPU_KEEP	4096
+static struct cpu_seen {
+	uint64_t	 pid;
+	double		 cpu;
+	double		 at;		/* the daemon's uptime then */
+} cpu_prev[CPU_KEEP], cpu_next[CPU_KEEP];
+static size_t ncpu_prev, ncpu_next;
+static double frame_uptime;
+
+static char *
+fmt_cpu(json_object *w, char *buf, size_t size)
+{
+	uint64_t pid = ju64(w, "pid");
+	double cpu;
+	size_t i;
+
+	snprintf(buf, size, "-");
+	if (!jnum(w, "cpu_seconds", &cpu))
+		return buf;
+	if (ncpu_next < CPU_KEEP)
+		cpu_next[ncpu_next++] = (struct cpu_seen){ pid, cpu,
+		    frame_uptime };
+	for (i = 0; i < ncpu_prev; i++)
+		if (cpu_prev[i].pid == pid && frame_uptime > cpu_prev[i].at)
+			snprintf(buf, size, "%.1f", 100.0 * (cpu -
+			    cpu_prev[i].cpu) / (frame_uptime - cpu_prev[i].at));
+	return buf;
+}
+
+/* A frame is printed: its figures are the next one's baseline. */
+static void
+cpu_frame_done(void)
+{
+	memcpy(cpu_prev, cpu_next, ncpu_next * sizeof *cpu_next);
+	ncpu_prev = ncpu_next;
+	ncpu_next = 0;
+}
+
 static void
 print_worker_row(struct table *t, json_object *w)
 {
@@ -459,17 +501,22 @@ print_worker_row(struct table *t, json_object *w)
 		status = xstrdup(text ? text : "");
 	row[11] = clean(status);
 	free(status);
+	/* Before STATUS, the last column, which is not padded. */
+	row[13] = row[11];
+	row[11] = xstrdup(fmt_cpu(w, buf, sizeof buf));
+	row[12] = xstrdup(jnum(w, "restarts", &d) ? (snprintf(buf,
+	    sizeof buf, "%.0f", d), buf) : "-");
 	table_add(t, row);
 }
 
 static void
 print_pool(FILE *f, json_object *p)
 {
-	struct table t = { .ncols = 12, .head = { "SLOT", "PID", "STATE",
+	struct table t = { .ncols = 14, .head = { "SLOT", "PID", "STATE",
 		"UPTIME", "TASKS", "RSS", "PSS", "USS", "THRESHOLD",
-		"GROWTH/S", "GROWTH/TASK", "STATUS" },
+		"GROWTH/S", "GROWTH/TASK", "CPU%", "RESTARTS", "STATUS" },
 		.right = { true, true, false, true, true, true, true, true,
-		true, true, true, false } };
+		true, true, true, true, true, false } };
 	json_object *rec = jget(p, "recycles"), *ws = jget(p, "workers");
 	const char *sep = " (";
 	char buf[64];
@@ -534,6 +581,8 @@ print_status(FILE *f, json_object *o)
 	char buf[64];
 	size_t i;
 
+	if (!jnum(o, "uptime", &frame_uptime))
+		frame_uptime = 0;
 	fputs("recyclerd ", f);
 	put_clean(f, jstr(o, "version"), false);
 	fprintf(f, ", pid %" PRIu64 ", up %s\n", ju64(o, "pid"),
@@ -546,6 +595,7 @@ print_status(FILE *f, json_object *o)
 		fputc('\n', f);
 		print_pool(f, json_object_array_get_idx(pools, i));
 	}
+	cpu_frame_done();
 }
 
 static void

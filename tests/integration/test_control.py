@@ -1197,6 +1197,38 @@ def test_config_dump_round_trips_through_recyclerd_t(recyclerd, tmp_path):
     assert r.returncode == 1 and "no such pool: nosuch" in r.stderr
 
 
+def test_status_cpu_and_restarts_per_slot(recyclerd):
+    start(recyclerd, workers=2)
+    pids = recyclerd.workers()
+    os.kill(pids[1], signal.SIGKILL)
+    recyclerd.wait_replaced(pids[1], slot=1)
+    recyclerd.wait_ready_workers(2)
+    ws = {w["slot"]: w for w in ok(recyclerd, "status")["pools"][0]["workers"]}
+    assert ws[0]["restarts"] == 0 and ws[1]["restarts"] == 1
+    assert ws[0]["cpu_seconds"] >= 0
+    # From its second frame on, status -w (and top) gives a CPU %.
+    p = subprocess.Popen([RECYCLERCTL_BIN, "-s", str(recyclerd.control_path),
+                          "status", "-w0.5"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(2 * rd.SLOW)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    frames = out.split("\x1b[H\x1b[2J")[1:]
+    assert len(frames) >= 2, err
+    head, *rows = [x for x in frames[-1].splitlines() if x.strip()
+                   and (x.lstrip().startswith("SLOT") or
+                        re.match(r"^\s*\d+\s+\d+\s+ready", x))]
+    cols = head.split()
+    assert "CPU%" in cols and "RESTARTS" in cols
+    byslot = {r.split()[0]: r.split() for r in rows}
+    assert byslot["1"][cols.index("RESTARTS")] == "1"
+    assert re.match(r"^\d+\.\d$", byslot["0"][cols.index("CPU%")])
+
+
 def test_reload_moves_the_socket_to_the_new_control_group(recyclerd):
     name, gid = other_group()
     start(recyclerd, workers=1)
