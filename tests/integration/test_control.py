@@ -852,7 +852,8 @@ def test_recyclerctl_status_table(recyclerd):
     assert re.match(r"^pool web: running, ready 2/2, recycles 0, "
                     r"crashes 0$", head), head
     cols = ["SLOT", "PID", "STATE", "UPTIME", "TASKS", "RSS", "PSS", "USS",
-            "THRESHOLD", "GROWTH/S", "GROWTH/TASK", "STATUS"]
+            "THRESHOLD", "GROWTH/S", "GROWTH/TASK", "CPU%", "RESTARTS",
+            "STATUS"]
     [header] = [x for x in lines if x.lstrip().startswith("SLOT")]
     assert header.split() == cols
     rows = lines[lines.index(header) + 1:]
@@ -863,6 +864,8 @@ def test_recyclerctl_status_table(recyclerd):
         for size in f[5:9]:
             rd.parse_size(size)
         assert re.match(r"^\d+(\.\d)?s$|^\d+m\d*s?$", f[3]), f[3]
+        # One answer: no CPU % yet; no restart in a slot started once.
+        assert f[11] == "-" and f[12] == "0"
     # Columns line up: every PID ends where the header's PID ends.
     end = header.index("PID") + 3
     for row in rows:
