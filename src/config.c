@@ -22,6 +22,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -2107,4 +2108,233 @@ cgroup_mode_name(enum cgroup_mode c)
 	if ((size_t)c >= nitems(cgroup_names) - 1)
 		return "?";
 	return cgroup_names[c];
+}
+
+/* --- The effective configuration, as a file ------------------------------ */
+
+/* A word that split_words() gives back as it is. */
+static void
+dump_word(FILE *f, const char *w)
+{
+	const char *s;
+
+	if (*w != '\0' && strspn(w, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmn"
+	    "opqrstuvwxyz0123456789_@%+=:,./-") == strlen(w)) {
+		fputs(w, f);
+		return;
+	}
+	fputc('"', f);
+	for (s = w; *s != '\0'; s++) {
+		if (*s == '"' || *s == '\\')
+			fputc('\\', f);
+		fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
+static void
+dump_ms(FILE *f, uint64_t ms)
+{
+	if (ms == 0)
+		fputc('0', f);
+	else if (ms % 1000 == 0)
+		fprintf(f, "%" PRIu64 "s", ms / 1000);
+	else
+		fprintf(f, "%" PRIu64 "ms", ms);
+}
+
+static uint64_t
+load_uint(const void *field, size_t size)
+{
+	if (size == sizeof(uint64_t))
+		return *(const uint64_t *)field;
+	if (size == sizeof(int))
+		return (uint64_t)*(const unsigned int *)field;
+	return *(const uint16_t *)field;
+}
+
+/*
+ * Write o's value in base as the parser reads it; false when it has none
+ * (an unset name or path, an empty list). Lists go one line each, with
+ * their key, so the caller prints a key only for single values.
+ */
+static bool
+dump_value(FILE *f, const struct opt *o, const void *base)
+{
+	const void *field = (const char *)base + o->offset;
+	const struct pool_config *pc = base;
+	const struct config *cfg = base;
+	char *const *v;
+	uint64_t u, caps;
+	uint32_t ppm;
+	size_t i;
+	int n;
+	bool b;
+
+	switch (o->type) {
+	case OPT_PATH:
+	case OPT_NAME:
+	case OPT_DIR:
+		if (*(char *const *)field == NULL)
+			return false;
+		dump_word(f, *(char *const *)field);
+		return true;
+	case OPT_CTLGROUP:
+		if (cfg->control_group == NULL)
+			return false;
+		dump_word(f, cfg->control_group);
+		return true;
+	case OPT_LOGLEVEL:
+		fputs(log_level_name(cfg->log_level), f);
+		return true;
+	case OPT_ENUM:
+		memcpy(&n, field, sizeof n);
+		fputs(o->names[n], f);
+		return true;
+	case OPT_ARGV:
+		if ((v = *(char **const *)field) == NULL)
+			return false;
+		for (i = 0; v[i] != NULL; i++) {
+			if (i > 0)
+				fputc(' ', f);
+			dump_word(f, v[i]);
+		}
+		return true;
+	case OPT_ENV:
+		if ((v = *(char **const *)field) == NULL || v[0] == NULL)
+			return false;
+		for (i = 0; v[i] != NULL; i++) {
+			fprintf(f, "%s%s = ", i ? "\n" : "", o->name);
+			dump_word(f, v[i]);
+		}
+		return true;
+	case OPT_UINT:
+		u = load_uint(field, o->size);
+		if ((o->flags & OPT_AUTO) && u == 0)
+			fputs("auto", f);
+		else
+			fprintf(f, "%" PRIu64, u);
+		return true;
+	case OPT_BYTES:
+		memcpy(&u, field, sizeof u);
+		fprintf(f, "%" PRIu64, u);
+		return true;
+	case OPT_MSEC:
+		memcpy(&u, field, sizeof u);
+		dump_ms(f, u);
+		return true;
+	case OPT_PERCENT:
+		memcpy(&ppm, field, sizeof ppm);
+		if (ppm % 10000 == 0)
+			fprintf(f, "%u%%", ppm / 10000);
+		else
+			fprintf(f, "%g%%", ppm / 10000.0);
+		return true;
+	case OPT_SIGNAL:
+		memcpy(&n, field, sizeof n);
+		fputs(units_signal_name(n), f);
+		return true;
+	case OPT_BOOL:
+		memcpy(&b, field, sizeof b);
+		fputs(b ? "yes" : "no", f);
+		return true;
+	case OPT_RAPID:
+		fprintf(f, "%u/", pc->rapid_fail);
+		dump_ms(f, pc->rapid_fail_window_ms);
+		return true;
+	case OPT_LISTEN:
+		for (i = 0; i < pc->nlisten; i++) {
+			fprintf(f, "%s%s = ", i ? "\n" : "", o->name);
+			dump_word(f, pc->listen[i].text);
+		}
+		return pc->nlisten > 0;
+	case OPT_CAPS:
+		memcpy(&caps, field, sizeof caps);
+		if (caps == CAPS_ALL || caps == 0) {
+			fputs(caps == 0 ? "none" : "all", f);
+			return true;
+		}
+		for (n = 0, i = 0; i < nitems(cap_names); i++)
+			if (caps & ((uint64_t)1 << i))
+				fprintf(f, "%s%s", n++ ? " " : "", cap_names[i]);
+		return true;
+	}
+	return false;
+}
+
+static char *
+dump_string(const struct opt *o, const void *base, bool *set)
+{
+	char *text = NULL;
+	size_t len;
+	FILE *f;
+
+	if ((f = open_memstream(&text, &len)) == NULL)
+		return NULL;
+	*set = dump_value(f, o, base);
+	if (fclose(f) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+/* Every key of one section kind, the built-in defaults marked. */
+static void
+dump_section(FILE *f, const void *base, const void *defaults, bool pool)
+{
+	char *v, *d;
+	bool set, dset;
+	size_t i;
+
+	for (i = 0; i < NOPTS; i++) {
+		if (opt_is_pool(&opts[i]) != pool)
+			continue;
+		v = dump_string(&opts[i], base, &set);
+		d = dump_string(&opts[i], defaults, &dset);
+		if (v == NULL || d == NULL)
+			;
+		else if (!set)
+			fprintf(f, "; %s = (unset)\n", opts[i].name);
+		else if (opts[i].type == OPT_ENV || opts[i].type == OPT_LISTEN)
+			fprintf(f, "%s\n", v);
+		else if ((opts[i].flags & OPT_MAIN_ONLY) && !pool)
+			fprintf(f, "; %s = %s  (the pools below were read from "
+			    "it)\n", opts[i].name, v);
+		else
+			fprintf(f, "%s = %s%s\n", opts[i].name, v,
+			    dset && strcmp(v, d) == 0 ? "  ; default" : "");
+		free(v);
+		free(d);
+	}
+}
+
+int
+config_dump(const struct config *cfg, const char *pool, FILE *f)
+{
+	struct config *dc = xcalloc(1, sizeof *dc);
+	struct pool_config *dp = xcalloc(1, sizeof *dp);
+	size_t i;
+
+	apply_defaults(dc, false);
+	apply_defaults(dp, true);
+	fprintf(f, "; The effective configuration of recyclerd %s: every key, "
+	    "\"; default\" after\n; the built-in defaults. `recyclerd -t -c "
+	    "FILE` reads it back.\n", PACKAGE_VERSION);
+	if (pool == NULL) {
+		fputs("\n[recyclerd]\n", f);
+		dump_section(f, cfg, dc, false);
+	}
+	for (i = 0; i < cfg->npools; i++) {
+		if (pool != NULL && strcmp(cfg->pools[i]->name, pool) != 0)
+			continue;
+		fprintf(f, "\n[pool %s]\n", cfg->pools[i]->name);
+		dump_section(f, cfg->pools[i], dp, true);
+	}
+	pool_config_free(dp);
+	free(dc->pools_dir);
+	free(dc->control_socket);
+	free(dc->control_group);
+	free(dc);
+	return ferror(f) ? -1 : 0;
 }

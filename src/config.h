@@ -152,6 +152,9 @@ void	diag_free(struct diag *);
 
 /* Load and validate; caller owns the result (config_unref). */
 struct config *config_load(const char *path, struct diag *) MUST_CHECK;
+/* Write cfg (or only its pool named pool) as a file config_load() reads,
+ * every key, built-in defaults marked; -1 on a write error. */
+int		 config_dump(const struct config *, const char *pool, FILE *);
 struct config *config_ref(struct config *);
 void	config_unref(struct config *);		/* frees at zero; NULL ok */
 

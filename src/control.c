@@ -41,6 +41,7 @@
 #include "events.h"
 #include "growth.h"
 #include "log.h"
+#include "logring.h"
 #include "metrics.h"
 #include "notify.h"
 #include "policy.h"
@@ -67,7 +68,7 @@
 #define SO_PEERGROUPS		59	/* Linux 4.13; older libc headers */
 #endif
 
-enum cursor_kind { CUR_NONE, CUR_STATUS, CUR_TEXT };
+enum cursor_kind { CUR_NONE, CUR_STATUS, CUR_TEXT, CUR_FOLLOW };
 
 struct cursor {
 	enum cursor_kind kind;
@@ -86,6 +87,13 @@ struct cursor {
 	char		*text;
 	size_t		 text_len;
 	size_t		 text_off;
+	/* follow: events after seq, of that pool and reason (if set); one
+	 * JSON line each, until the client hangs up. */
+	uint64_t	 seq;
+	char		*pool;
+	int		 reason;	/* -1 for any */
+	bool		 logs;		/* worker output lines, not events */
+	int		 lslot;		/* logs: -1 for any */
 };
 
 struct client {
@@ -132,6 +140,10 @@ struct control {
 	double		 full_logged_mono;
 	TAILQ_HEAD(, client) clients;
 	unsigned int	 nclients;
+	/* `events follow` clients, woken after a loop turn that added an
+	 * event; the watcher runs only while there are some. */
+	ev_check	 follow_check;
+	unsigned int	 nfollowers;
 };
 
 /* ---- request parsing (pure) ---- */
@@ -350,6 +362,35 @@ worker_mem(struct worker *w, double now, bool exact, struct worker_mem *m)
 	}
 }
 
+/*
+ * User + system CPU seconds of the worker's process and of its children
+ * it reaped, from /proc/PID/stat (fields 14 to 17), read for a status
+ * only; top turns two of them into a percentage. null if unreadable.
+ */
+static json_object *
+worker_cpu_json(pid_t pid)
+{
+	unsigned long long ut, st, cut, cst;
+	char path[64], buf[1024], *p;
+	long hz = sysconf(_SC_CLK_TCK);
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+	if (hz <= 0 || (fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return NULL;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return NULL;
+	buf[n] = '\0';
+	if ((p = strrchr(buf, ')')) == NULL || sscanf(p + 2,
+	    "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu",
+	    &ut, &st, &cut, &cst) != 4)
+		return NULL;
+	return j_double((double)(ut + st + cut + cst) / (double)hz, 2);
+}
+
 static json_object *
 worker_json(struct worker *w, double now, bool exact, struct worker **pend,
     size_t npend)
@@ -396,6 +437,11 @@ worker_json(struct worker *w, double now, bool exact, struct worker **pend,
 	add(o, "waiting", w->recycle_reason != REASON_NONE &&
 	    w->state == WS_READY ? j_double(now - w->recycle_mono, 3) : NULL);
 	add(o, "overshoot", json_object_new_boolean(w->overshot));
+	add(o, "cpu_seconds", worker_cpu_json(w->pid));
+	add(o, "restarts", w->slot < w->pool->nslots &&
+	    w->pool->slots[w->slot] != NULL &&
+	    w->pool->slots[w->slot]->starts > 0 ?
+	    j_u64(w->pool->slots[w->slot]->starts - 1) : NULL);
 	return o;
 }
 
@@ -485,6 +531,7 @@ cursor_free(struct cursor *cur)
 {
 	strv_free(cur->pools);
 	free(cur->text);
+	free(cur->pool);
 	memset(cur, 0, sizeof *cur);
 }
 
@@ -612,6 +659,122 @@ text_step(struct cursor *cur, const struct sink *k)
 	return true;
 }
 
+static bool
+event_matches(const struct cursor *cur, const struct event *e)
+{
+	return (cur->pool == NULL || strcmp(cur->pool, e->pool) == 0) &&
+	    (cur->reason < 0 || (int)e->reason == cur->reason);
+}
+
+static json_object *event_json(const struct event *);
+
+static bool
+line_matches(const struct cursor *cur, const struct logline *l)
+{
+	return (cur->pool == NULL || strcmp(cur->pool, l->pool) == 0) &&
+	    (cur->lslot < 0 || l->slot == cur->lslot);
+}
+
+static void format_wall(double, char *, size_t);
+
+/* Worker text as JSON wants it: valid UTF-8, no control characters. */
+static json_object *
+j_text(const char *s)
+{
+	size_t n = strlen(s), i = 0, o = 0, l;
+	char *t = xmalloc(n + 1);
+	json_object *j;
+
+	while (i < n) {
+		l = utf8_len((const unsigned char *)s + i);
+		if (l == 0 || (l == 1 && ((unsigned char)s[i] < ' ' ||
+		    s[i] == 0x7f))) {
+			t[o++] = '?';
+			i++;
+		} else {
+			memcpy(t + o, s + i, l);
+			o += l;
+			i += l;
+		}
+	}
+	j = json_object_new_string_len(t, (int)o);
+	free(t);
+	return j;
+}
+
+static json_object *
+logline_json(const struct logline *l)
+{
+	json_object *o = json_object_new_object();
+	char when[64];
+
+	format_wall(l->wall, when, sizeof when);
+	add(o, "seq", j_u64(l->seq));
+	add(o, "time", json_object_new_string(when));
+	add(o, "pool", json_object_new_string(l->pool));
+	add(o, "slot", json_object_new_int(l->slot));
+	add(o, "pid", json_object_new_int64(l->pid));
+	add(o, "stream", json_object_new_string(l->stream));
+	add(o, "text", j_text(l->text));
+	return o;
+}
+
+static uint64_t
+logring_last(void)
+{
+	size_t n = logring_count();
+
+	return n ? logring_get(n - 1)->seq : 0;
+}
+
+/* The output lines relayed since the last step, one JSON line each. */
+static void
+follow_logs(struct cursor *cur, const struct sink *k)
+{
+	size_t n = logring_count(), i = n;
+	const struct logline *l;
+	json_object *o;
+
+	while (i > 0 && logring_get(i - 1)->seq > cur->seq)
+		i--;
+	for (; i < n; i++) {
+		l = logring_get(i);
+		cur->seq = l->seq;
+		if (!line_matches(cur, l))
+			continue;
+		o = logline_json(l);
+		put_str(k, json_plain(o));
+		put_str(k, "\n");
+		json_object_put(o);
+	}
+}
+
+/* The events recorded since the last step, one JSON line each. */
+static void
+follow_step(struct recyclerd *rd, struct cursor *cur, const struct sink *k)
+{
+	size_t n = events_count(rd->events), i = n;
+	const struct event *e;
+	json_object *o;
+
+	if (cur->logs) {
+		follow_logs(cur, k);
+		return;
+	}
+	while (i > 0 && events_get(rd->events, i - 1)->seq > cur->seq)
+		i--;
+	for (; i < n; i++) {
+		e = events_get(rd->events, i);
+		cur->seq = e->seq;
+		if (!event_matches(cur, e))
+			continue;
+		o = event_json(e);
+		put_str(k, json_plain(o));
+		put_str(k, "\n");
+		json_object_put(o);
+	}
+}
+
 /* Write the next part of the answer; false (and cur freed) when done. */
 static bool
 cursor_step(struct recyclerd *rd, struct cursor *cur, const struct sink *k)
@@ -624,6 +787,9 @@ cursor_step(struct recyclerd *rd, struct cursor *cur, const struct sink *k)
 		break;
 	case CUR_TEXT:
 		more = text_step(cur, k);
+		break;
+	case CUR_FOLLOW:	/* once here: control_execute() cannot wait */
+		follow_step(rd, cur, k);
 		break;
 	case CUR_NONE:
 		break;
@@ -850,23 +1016,158 @@ event_json(const struct event *e)
 	return o;
 }
 
+/*
+ * events [N] [pool=POOL] [reason=REASON] [follow]: the last N events that
+ * match; with follow, the connection then carries each new one that
+ * matches, one JSON object a line, until the client hangs up.
+ */
 static json_object *
 cmd_events(struct request *rq)
 {
+	struct cursor *cur = rq->cur;
+	const char *pool = NULL, *a;
 	json_object *err, *o, *arr;
 	uint64_t want = EVENTS_DEFAULT;
-	size_t n, i;
+	bool follow = false, counted = false;
+	size_t n, i, start;
+	int reason = -1, r, k;
 
-	if (rq->argc == 1 && (err = parse_count("events", "count",
-	    rq->argv[0], EVENTS_MAX, &want)) != NULL)
-		return err;
+	for (k = 0; k < rq->argc; k++) {
+		a = rq->argv[k];
+		if (strcmp(a, "follow") == 0 && !follow) {
+			follow = true;
+		} else if (strncmp(a, "pool=", 5) == 0 && pool == NULL) {
+			pool = a + 5;
+		} else if (strncmp(a, "reason=", 7) == 0 && reason < 0) {
+			for (r = 1; r < REASON__COUNT; r++)
+				if (strcmp(a + 7, reason_name((enum reason)r))
+				    == 0)
+					reason = r;
+			if (reason < 0)
+				return reply_error("events: unknown reason %s",
+				    a + 7);
+		} else if (!counted && strchr(a, '=') == NULL &&
+		    strcmp(a, "follow") != 0) {
+			if ((err = parse_count("events", "count", a,
+			    EVENTS_MAX, &want)) != NULL)
+				return err;
+			counted = true;
+		} else {
+			return reply_error("usage: events [N] [pool=POOL] "
+			    "[reason=REASON] [follow]");
+		}
+	}
+	cur->pool = pool ? xstrdup(pool) : NULL;
+	cur->reason = reason;
 	n = events_count(rq->rd->events);
+	/* The last `want` that match, oldest first. */
+	for (start = n, i = 0; start > 0 && i < want; start--)
+		if (event_matches(cur, events_get(rq->rd->events, start - 1)))
+			i++;
 	arr = json_object_new_array();
-	for (i = n > want ? n - want : 0; i < n; i++)
-		json_object_array_add(arr,
-		    event_json(events_get(rq->rd->events, i)));
+	for (i = start; i < n; i++)
+		if (event_matches(cur, events_get(rq->rd->events, i)))
+			json_object_array_add(arr,
+			    event_json(events_get(rq->rd->events, i)));
+	if (follow) {
+		cur->kind = CUR_FOLLOW;
+		cur->seq = n ? events_get(rq->rd->events, n - 1)->seq : 0;
+	} else {
+		cursor_free(cur);
+	}
 	o = reply_ok();
 	add(o, "events", arr);
+	if (follow)
+		add(o, "follow", json_object_new_boolean(true));
+	return o;
+}
+
+/*
+ * logs [POOL [SLOT]] [N] [follow]: the last N lines (default 50) of
+ * worker output kept in the ring, then, with follow, each new one.
+ */
+static json_object *
+cmd_logs(struct request *rq)
+{
+	struct cursor *cur = rq->cur;
+	const char *pool = NULL, *slot = NULL, *a;
+	json_object *err, *o, *arr;
+	uint64_t want = EVENTS_DEFAULT, v;
+	bool follow = false;
+	size_t n, i, start;
+	int k;
+
+	for (k = 0; k < rq->argc; k++) {
+		a = rq->argv[k];
+		if (strcmp(a, "follow") == 0 && !follow)
+			follow = true;
+		else if (strncmp(a, "lines=", 6) == 0) {
+			if ((err = parse_count("logs", "count", a + 6,
+			    LOGRING_MAX, &want)) != NULL)
+				return err;
+		} else if (pool == NULL)
+			pool = a;
+		else if (slot == NULL)
+			slot = a;
+		else
+			return reply_error("usage: logs [POOL [SLOT]] "
+			    "[lines=N] [follow]");
+	}
+	if (pool != NULL && pool_find(rq->rd, pool) == NULL)
+		return reply_error("no such pool: %s", pool);
+	cur->lslot = -1;
+	if (slot != NULL) {
+		if ((err = parse_count("logs", "slot", slot, SCALE_MAX,
+		    &v)) != NULL)
+			return err;
+		cur->lslot = (int)v;
+	}
+	cur->pool = pool ? xstrdup(pool) : NULL;
+	cur->logs = true;
+	n = logring_count();
+	for (start = n, i = 0; start > 0 && i < want; start--)
+		if (line_matches(cur, logring_get(start - 1)))
+			i++;
+	arr = json_object_new_array();
+	for (i = start; i < n; i++)
+		if (line_matches(cur, logring_get(i)))
+			json_object_array_add(arr, logline_json(logring_get(i)));
+	if (follow) {
+		cur->kind = CUR_FOLLOW;
+		cur->seq = logring_last();
+	} else {
+		cursor_free(cur);
+	}
+	o = reply_ok();
+	add(o, "lines", arr);
+	if (follow)
+		add(o, "follow", json_object_new_boolean(true));
+	return o;
+}
+
+/* config [POOL]: the configuration in force, as a file, defaults marked. */
+static json_object *
+cmd_config(struct request *rq)
+{
+	const char *pool = rq->argc == 1 ? rq->argv[0] : NULL;
+	json_object *o;
+	char *text = NULL;
+	size_t len;
+	FILE *f;
+
+	if (pool != NULL && pool_find(rq->rd, pool) == NULL)
+		return reply_error("no such pool: %s", pool);
+	if ((f = open_memstream(&text, &len)) == NULL)
+		return reply_error("config: %s", strerror(errno));
+	if (config_dump(rq->rd->cfg, pool, f) == -1 || fclose(f) != 0) {
+		free(text);
+		return reply_error("config: %s", strerror(ENOMEM));
+	}
+	rq->cur->kind = CUR_TEXT;
+	rq->cur->text = text;
+	rq->cur->text_len = strlen(text);
+	o = reply_ok();
+	add(o, "config", json_object_new_string(""));	/* opened below */
 	return o;
 }
 
@@ -910,13 +1211,18 @@ static const struct command {
 	{ "stop", 1, 1, true, "stop POOL", cmd_stop },
 	{ "start", 1, 1, true, "start POOL", cmd_start },
 	{ "reload", 0, 0, true, "reload", cmd_reload },
-	{ "events", 0, 1, false, "events [N]", cmd_events },
+	{ "events", 0, 4, false, "events [N] [pool=POOL] [reason=REASON] "
+	    "[follow]", cmd_events },
+	{ "logs", 0, 4, false, "logs [POOL [SLOT]] [lines=N] [follow]",
+	    cmd_logs },
+	{ "config", 0, 1, false, "config [POOL]", cmd_config },
 	{ "metrics", 0, 0, false, "metrics", cmd_metrics },
 	{ "version", 0, 0, false, "version", cmd_version },
 };
 
 #define COMMAND_LIST \
-	"status, recycle, scale, stop, start, reload, events, metrics, version"
+	"status, recycle, scale, stop, start, reload, events, logs, config, " \
+	"metrics, version"
 
 static json_object *
 permission_error(struct recyclerd *rd, const struct control_peer *peer)
@@ -997,8 +1303,10 @@ answer_start(struct recyclerd *rd, const struct control_peer *peer,
 	json_object *o = dispatch(rd, peer, line, cur);
 	const char *s = json_plain(o);
 
-	/* A streamed answer's head ends in its open member: `[]}`, `""}`. */
-	k->put(k->arg, s, strlen(s) - (cur->kind != CUR_NONE ? 2 : 0));
+	/* A streamed answer's head ends in its open member: `[]}`, `""}`;
+	 * a followed one is whole, and its lines come after. */
+	k->put(k->arg, s, strlen(s) - (cur->kind != CUR_NONE &&
+	    cur->kind != CUR_FOLLOW ? 2 : 0));
 	json_object_put(o);
 }
 
@@ -1052,6 +1360,8 @@ client_free(struct client *c)
 	close(c->fd);
 	TAILQ_REMOVE(&ctl->clients, c, entry);
 	ctl->nclients--;
+	if (c->cur.kind == CUR_FOLLOW && --ctl->nfollowers == 0)
+		ev_check_stop(loop, &ctl->follow_check);
 	cursor_free(&c->cur);
 	free(c->out);
 	free(c);
@@ -1102,6 +1412,10 @@ client_produce(struct client *c)
 	struct sink k = { client_put, c };
 	size_t goal = client_pending(c) + OUT_LOW;
 
+	if (c->cur.kind == CUR_FOLLOW) {	/* never complete */
+		follow_step(c->ctl->rd, &c->cur, &k);
+		return;
+	}
 	while (client_pending(c) < goal) {
 		if (!cursor_step(c->ctl->rd, &c->cur, &k)) {
 			client_queue(c, "\n", 1);
@@ -1146,6 +1460,10 @@ client_flush(struct client *c)
 	}
 	if (progress)
 		ev_timer_again(loop, &c->idle);
+	if (client_pending(c) == 0 && c->cur.kind == CUR_FOLLOW) {
+		ev_io_stop(loop, &c->wio);	/* until the next event */
+		return true;
+	}
 	if (client_pending(c) == 0 && c->cur.kind == CUR_NONE) {
 		c->out_off = c->out_len = 0;
 		if (c->out_cap > OUT_KEEP) {	/* a big answer is gone */
@@ -1199,6 +1517,14 @@ client_request(struct client *c)
 		return;
 	}
 	answer_start(c->ctl->rd, &c->peer, c->in, &c->cur, &k);
+	if (c->cur.kind == CUR_FOLLOW) {
+		client_queue(c, "\n", 1);
+		if (c->ctl->nfollowers++ == 0)
+			ev_check_start(c->ctl->rd->loop, &c->ctl->follow_check);
+		/* Its reading side only tells when it hangs up. */
+		ev_io_start(c->ctl->rd->loop, &c->rio);
+		return;
+	}
 	if (c->cur.kind == CUR_NONE)
 		client_queue(c, "\n", 1);
 	else		/* the rest as the client reads (client_flush()) */
@@ -1254,7 +1580,9 @@ client_work(struct client *c)
 	struct ev_loop *loop = c->ctl->rd->loop;
 
 	client_feed(c);
-	if (c->cur.kind != CUR_NONE) {
+	if (c->cur.kind == CUR_FOLLOW) {
+		/* Requests after follow are not read; hang-ups are. */
+	} else if (c->cur.kind != CUR_NONE) {
 		/* Read nothing more until the long answer is out: its end
 		 * starts the more timer (client_produce()). */
 		ev_io_stop(loop, &c->rio);
@@ -1295,6 +1623,11 @@ client_read_cb(struct ev_loop *loop, ev_io *io, int revents)
 		return;
 	}
 	ev_timer_again(loop, &c->idle);
+	if (c->cur.kind == CUR_FOLLOW) {
+		if (n == 0)		/* done following */
+			client_free(c);
+		return;			/* anything else it sends is ignored */
+	}
 	c->rbuf_off = 0;
 	c->rbuf_len = (size_t)n;
 	if (n == 0) {
@@ -1322,11 +1655,33 @@ client_idle_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct client *c = t->data;
 
-	(void)loop;
 	(void)revents;
+	if (c->cur.kind == CUR_FOLLOW) {	/* waiting is its job */
+		ev_timer_again(loop, &c->idle);
+		return;
+	}
 	log_debug("control: uid %lu pid %ld: idle for %.0fs, hanging up",
 	    (unsigned long)c->peer.uid, (long)c->peer.pid, CONTROL_IDLE_S);
 	client_free(c);
+}
+
+/* After a loop turn: send followers the events it added. */
+static void
+control_follow_cb(struct ev_loop *loop, ev_check *w, int revents)
+{
+	struct control *ctl = w->data;
+	struct client *c, *next;
+	size_t n = events_count(ctl->rd->events);
+	uint64_t last = n ? events_get(ctl->rd->events, n - 1)->seq : 0;
+
+	(void)loop;
+	(void)revents;
+	for (c = TAILQ_FIRST(&ctl->clients); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, entry);
+		if (c->cur.kind == CUR_FOLLOW &&
+		    c->cur.seq < (c->cur.logs ? logring_last() : last))
+			(void)client_flush(c);	/* may free c */
+	}
 }
 
 /* Supplementary groups of the peer, as they were at connect time, else
@@ -1626,6 +1981,8 @@ control_open(struct recyclerd *rd)
 	ctl->accept_io.data = ctl;
 	ev_init(&ctl->accept_pause, control_pause_cb);
 	ctl->accept_pause.data = ctl;
+	ev_check_init(&ctl->follow_check, control_follow_cb);
+	ctl->follow_check.data = ctl;
 	ev_io_start(rd->loop, &ctl->accept_io);
 	log_info("control socket %s", path);
 	return ctl;
@@ -1656,6 +2013,7 @@ control_close(struct control *ctl)
 		client_free(c);
 	ev_io_stop(ctl->rd->loop, &ctl->accept_io);
 	ev_timer_stop(ctl->rd->loop, &ctl->accept_pause);
+	ev_check_stop(ctl->rd->loop, &ctl->follow_check);
 	close(ctl->fd);
 	/* Another daemon may have taken the path over since: not ours. */
 	if (lstat(ctl->path, &st) == 0 && st.st_dev == ctl->dev &&

@@ -14,6 +14,7 @@
 #include <ev.h>
 
 #include "log.h"
+#include "logring.h"
 #include "output.h"
 #include "recyclerd.h"
 
@@ -39,6 +40,7 @@ output_emit(struct output *o, const char *line, size_t len)
 		.pid = o->pid };
 
 	log_ctx(LOG_INFO, &ctx, "%s: %.*s", o->stream, (int)len, line);
+	logring_add(o->pool, o->slot, o->pid, o->stream, line, len);
 }
 
 static void
@@ -128,4 +130,5 @@ output_close_all(struct recyclerd *rd)
 		}
 		output_free(o);
 	}
+	logring_clear();
 }

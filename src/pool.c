@@ -398,6 +398,7 @@ pool_attach(struct pool *p, struct worker *w)
 
 	TAILQ_INSERT_TAIL(&p->workers, w, entry);
 	TAILQ_INSERT_TAIL(&s->members, w, slot_entry);
+	s->starts++;
 	p->nworkers++;
 	p->nstate[w->state]++;
 	if (w->state == WS_READY)
@@ -1203,6 +1204,22 @@ pool_count_failure(struct pool *p, struct worker *w, bool reset, double now,
 
 static void pool_record_exit(struct pool *, struct worker *, int);
 
+/* One count per exit, in one place, so that the metric's reasons add up. */
+static void
+pool_count_exit(struct pool *p, const struct worker *w, bool oom,
+    bool failure, enum reason why)
+{
+	size_t i = why;
+
+	if (oom)
+		i = REASON_OOM;
+	else if (failure && w->ready_mono == 0)
+		i = EXIT_FAILED_START;
+	else if (why == REASON_NONE)
+		i = REASON_CRASH;
+	p->exits[i]++;
+}
+
 void
 pool_worker_exited(struct pool *p, struct worker *w, int status)
 {
@@ -1315,6 +1332,7 @@ pool_record_exit(struct pool *p, struct worker *w, int status)
 			e.overshoot = w->overshot;
 		}
 	}
+	pool_count_exit(p, w, c.oom, c.failure, e.reason);
 	events_add(p->rd->events, &e);
 
 	worker_kill_leftovers(w);
@@ -1588,6 +1606,9 @@ pool_apply(struct pool *p, struct config *snap, const struct pool_config *cfg,
 	struct worker *w, *next;
 	const char *key;
 	bool respawn = config_diff_pool(p->cfg, cfg, &key) >= CHANGE_RESPAWN;
+	/* A `scale` holds until the pool's own `workers` changes. */
+	unsigned int want = p->state != POOL_REMOVED &&
+	    p->cfg->workers == cfg->workers ? p->desired : cfg->workers;
 
 	listen_close(&p->sockets);
 	p->sockets = *sockets;
@@ -1598,7 +1619,7 @@ pool_apply(struct pool *p, struct config *snap, const struct pool_config *cfg,
 	config_unref(p->snap);
 	p->snap = config_ref(snap);
 	p->cfg = cfg;
-	pool_set_desired(p, cfg->workers);
+	pool_set_desired(p, want);
 	pool_prepare(p);
 	if (p->state == POOL_REMOVED)
 		pool_set_state(p, POOL_RUNNING, "back in the configuration");

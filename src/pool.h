@@ -46,6 +46,7 @@ struct slot {
 	unsigned int	 index;
 	unsigned int	 failures;	/* consecutive, for the backoff */
 	unsigned int	 nready;	/* members in WS_READY */
+	uint64_t	 starts;	/* processes started in it, ever */
 	bool		 settled;	/* counted in pool->nsettled */
 	bool		 queued;	/* on pool->work */
 	TAILQ_HEAD(, worker) members;
@@ -107,6 +108,11 @@ struct pool {
 	uint64_t	 spawns;
 	uint64_t	 overshoot_drains;	/* max_overshoot: no overlap */
 	uint64_t	 prespawns;		/* replacements started early */
+	/* Exits by reason, each exit counted once: REASON_* as recorded
+	 * (crash, oom, a recycle reason, scale, shutdown), and
+	 * EXIT_FAILED_START for any that never became ready. */
+#define EXIT_FAILED_START	REASON__COUNT
+	uint64_t	 exits[REASON__COUNT + 1];
 
 	/* How long a process of this pool takes from spawn to ready: the
 	 * median of the last START_RING, for prespawn and urgency. */

@@ -10,7 +10,9 @@
  * worker cannot drive the operator's terminal.
  *
  * Exit status: 0 done, 1 the daemon answered with an error, 2 no answer
- * (cannot connect, timeout, malformed answer), 64 bad usage.
+ * (cannot connect, timeout, malformed answer), 3 `status` found a pool
+ * stopped or failed (as systemctl status does), 64 bad usage. Options may
+ * come before or after the command (getopt permutes; `--` ends them).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -42,6 +44,7 @@
 
 #define EXIT_ERROR		1	/* the daemon said no */
 #define EXIT_NO_ANSWER		2	/* no daemon, or no sense from it */
+#define EXIT_POOL_DOWN		3	/* status: a pool stopped or failed */
 
 struct opts {
 	const char	*socket_path;
@@ -52,7 +55,11 @@ struct opts {
 struct conn {
 	const char	*path;
 	int		 fd;
+	char		*rest;		/* read past the answer's newline */
+	size_t		 nrest;
 };
+
+#define FOLLOW_LINE_MAX	(1u << 20)	/* longer: not the protocol */
 
 static volatile sig_atomic_t interrupted;
 
@@ -63,7 +70,7 @@ usage(FILE *out)
 	    "usage: recyclerctl [-s SOCKET] [--json] COMMAND [ARGS...]\n"
 	    "\n"
 	    "commands:\n"
-	    "  status [-w [SECONDS]] [--exact] [POOL]\n"
+	    "  status [-w[SECONDS]] [--exact] [POOL]\n"
 	    "                                pools and workers (-w: refresh;\n"
 	    "                                --exact: memory read now, with\n"
 	    "                                smaps_rollup)\n"
@@ -73,7 +80,12 @@ usage(FILE *out)
 	    "  stop POOL                     drain every worker of the pool\n"
 	    "  start POOL                    start a stopped or failed pool\n"
 	    "  reload                        re-read the configuration\n"
-	    "  events [N]                    the last N events (default 50)\n"
+	    "  events [N] [-f] [--pool POOL] [--reason REASON]\n"
+	    "                                the last N events (default 50);\n"
+	    "                                -f: then each new one\n"
+	    "  logs [POOL [SLOT]] [-f] [-n N] worker output, the last N lines\n"
+	    "                                (50); -f: then each new one\n"
+	    "  config [POOL]                 the configuration in force\n"
 	    "  metrics                       Prometheus text format\n"
 	    "  version                       the daemon's version\n"
 	    "\n"
@@ -82,6 +94,7 @@ usage(FILE *out)
 	    "or\n"
 	    "                       %s)\n"
 	    "  -j, --json           print the daemon's JSON answer as is\n"
+	    "  -w, --watch[=SECONDS] status: refresh every SECONDS (1s)\n"
 	    "  -V, --version        print recyclerctl's version and exit\n"
 	    "  -h, --help           print this help and exit\n",
 	    DEFAULT_SOCKET);
@@ -230,6 +243,11 @@ conn_request(struct conn *c, const char *line, char **answer, char *msg,
 		if (nl != NULL) {
 			*nl = '\0';
 			*answer = buf;
+			/* A followed answer's next lines may have come too. */
+			free(c->rest);
+			c->nrest = got - (size_t)(nl + 1 - buf);
+			c->rest = xmalloc(c->nrest + 1);
+			memcpy(c->rest, nl + 1, c->nrest);
 			return 0;
 		}
 	}
@@ -360,7 +378,7 @@ fmt_seconds(json_object *o, const char *key, char *buf, size_t size)
 
 /* ---- tables ---- */
 
-#define COLS_MAX	12
+#define COLS_MAX	14
 
 struct table {
 	size_t		 ncols;
@@ -415,6 +433,48 @@ table_print(FILE *f, struct table *t)
 
 /* ---- printing answers ---- */
 
+/*
+ * CPU % of a worker between two frames of top or status -w: the daemon
+ * gives CPU seconds, the last frame's are kept here by pid.
+ */
+#define CPU_KEEP	4096
+static struct cpu_seen {
+	uint64_t	 pid;
+	double		 cpu;
+	double		 at;		/* the daemon's uptime then */
+} cpu_prev[CPU_KEEP], cpu_next[CPU_KEEP];
+static size_t ncpu_prev, ncpu_next;
+static double frame_uptime;
+
+static char *
+fmt_cpu(json_object *w, char *buf, size_t size)
+{
+	uint64_t pid = ju64(w, "pid");
+	double cpu;
+	size_t i;
+
+	snprintf(buf, size, "-");
+	if (!jnum(w, "cpu_seconds", &cpu))
+		return buf;
+	if (ncpu_next < CPU_KEEP)
+		cpu_next[ncpu_next++] = (struct cpu_seen){ pid, cpu,
+		    frame_uptime };
+	for (i = 0; i < ncpu_prev; i++)
+		if (cpu_prev[i].pid == pid && frame_uptime > cpu_prev[i].at)
+			snprintf(buf, size, "%.1f", 100.0 * (cpu -
+			    cpu_prev[i].cpu) / (frame_uptime - cpu_prev[i].at));
+	return buf;
+}
+
+/* A frame is printed: its figures are the next one's baseline. */
+static void
+cpu_frame_done(void)
+{
+	memcpy(cpu_prev, cpu_next, ncpu_next * sizeof *cpu_next);
+	ncpu_prev = ncpu_next;
+	ncpu_next = 0;
+}
+
 static void
 print_worker_row(struct table *t, json_object *w)
 {
@@ -444,17 +504,22 @@ print_worker_row(struct table *t, json_object *w)
 		status = xstrdup(text ? text : "");
 	row[11] = clean(status);
 	free(status);
+	/* Before STATUS, the last column, which is not padded. */
+	row[13] = row[11];
+	row[11] = xstrdup(fmt_cpu(w, buf, sizeof buf));
+	row[12] = xstrdup(jnum(w, "restarts", &d) ? (snprintf(buf,
+	    sizeof buf, "%.0f", d), buf) : "-");
 	table_add(t, row);
 }
 
 static void
 print_pool(FILE *f, json_object *p)
 {
-	struct table t = { .ncols = 12, .head = { "SLOT", "PID", "STATE",
+	struct table t = { .ncols = 14, .head = { "SLOT", "PID", "STATE",
 		"UPTIME", "TASKS", "RSS", "PSS", "USS", "THRESHOLD",
-		"GROWTH/S", "GROWTH/TASK", "STATUS" },
+		"GROWTH/S", "GROWTH/TASK", "CPU%", "RESTARTS", "STATUS" },
 		.right = { true, true, false, true, true, true, true, true,
-		true, true, true, false } };
+		true, true, true, true, true, false } };
 	json_object *rec = jget(p, "recycles"), *ws = jget(p, "workers");
 	const char *sep = " (";
 	char buf[64];
@@ -519,6 +584,8 @@ print_status(FILE *f, json_object *o)
 	char buf[64];
 	size_t i;
 
+	if (!jnum(o, "uptime", &frame_uptime))
+		frame_uptime = 0;
 	fputs("recyclerd ", f);
 	put_clean(f, jstr(o, "version"), false);
 	fprintf(f, ", pid %" PRIu64 ", up %s\n", ju64(o, "pid"),
@@ -536,6 +603,7 @@ print_status(FILE *f, json_object *o)
 		fputc('\n', f);
 		print_pool(f, json_object_array_get_idx(pools, i));
 	}
+	cpu_frame_done();
 }
 
 static void
@@ -586,6 +654,26 @@ print_event(FILE *f, json_object *e)
 	fputc('\n', f);
 }
 
+/* A line of worker output: "TIME  POOL/SLOT [pid N] STREAM: TEXT". */
+static void
+print_logline(FILE *f, json_object *l)
+{
+	double d;
+
+	put_clean(f, jstr(l, "time"), false);
+	fputs("  ", f);
+	put_clean(f, jstr(l, "pool"), false);
+	if (jnum(l, "slot", &d))
+		fprintf(f, "/%.0f", d);
+	if (jnum(l, "pid", &d))
+		fprintf(f, " [pid %.0f]", d);
+	fputc(' ', f);
+	put_clean(f, jstr(l, "stream"), false);
+	fputs(": ", f);
+	put_clean(f, jstr(l, "text"), false);
+	fputc('\n', f);
+}
+
 /* The human form of a successful answer to words[0]. */
 static void
 print_answer(FILE *f, char **words, json_object *o)
@@ -601,12 +689,20 @@ print_answer(FILE *f, char **words, json_object *o)
 		evs = jget(o, "events");
 		if (evs == NULL || !json_object_is_type(evs, json_type_array))
 			return;
-		if (json_object_array_length(evs) == 0)
+		if (json_object_array_length(evs) == 0 && jget(o, "follow") == NULL)
 			fputs("(no events)\n", f);
 		for (i = 0; i < json_object_array_length(evs); i++)
 			print_event(f, json_object_array_get_idx(evs, i));
+	} else if (strcmp(cmd, "logs") == 0) {
+		evs = jget(o, "lines");
+		if (evs == NULL || !json_object_is_type(evs, json_type_array))
+			return;
+		for (i = 0; i < json_object_array_length(evs); i++)
+			print_logline(f, json_object_array_get_idx(evs, i));
 	} else if (strcmp(cmd, "metrics") == 0) {
 		fputs(jstr(o, "metrics") ? jstr(o, "metrics") : "", f);
+	} else if (strcmp(cmd, "config") == 0) {
+		put_clean(f, jstr(o, "config") ? jstr(o, "config") : "", true);
 	} else if (strcmp(cmd, "version") == 0) {
 		fputs("recyclerd ", f);
 		put_clean(f, jstr(o, "version"), false);
@@ -643,14 +739,16 @@ static const struct command {
 	int		 max_args;
 	const char	*usage;
 } commands[] = {
-	{ "status", 0, 1, "status [-w [SECONDS]] [--exact] [POOL]" },
+	{ "status", 0, 1, "status [-w[SECONDS]] [--exact] [POOL]" },
 	{ "top", 0, 1, "top [POOL]" },
 	{ "recycle", 1, 2, "recycle POOL [WORKER|all]" },
 	{ "scale", 2, 2, "scale POOL N" },
 	{ "stop", 1, 1, "stop POOL" },
 	{ "start", 1, 1, "start POOL" },
 	{ "reload", 0, 0, "reload" },
-	{ "events", 0, 1, "events [N]" },
+	{ "events", 0, 1, "events [N] [-f] [--pool POOL] [--reason REASON]" },
+	{ "logs", 0, 2, "logs [POOL [SLOT]] [-f] [-n N]" },
+	{ "config", 0, 1, "config [POOL]" },
 	{ "metrics", 0, 0, "metrics" },
 	{ "version", 0, 0, "version" },
 };
@@ -679,6 +777,25 @@ request_line(char **words, int n)
 		strcat(line, i + 1 < n ? " " : "\n");
 	}
 	return line;
+}
+
+/* A pool of a status answer is stopped or failed. */
+static bool
+pool_down(json_object *o)
+{
+	json_object *pools = jget(o, "pools");
+	const char *st;
+	size_t i;
+
+	if (pools == NULL || !json_object_is_type(pools, json_type_array))
+		return false;
+	for (i = 0; i < json_object_array_length(pools); i++) {
+		st = jstr(json_object_array_get_idx(pools, i), "state");
+		if (st != NULL && (strcmp(st, "stopped") == 0 ||
+		    strcmp(st, "failed") == 0))
+			return true;
+	}
+	return false;
 }
 
 /*
@@ -721,8 +838,11 @@ ask(struct conn *c, const struct opts *o, char **words, int n, FILE *out,
 		snprintf(msg, msgsize, "%s", jstr(j, "error") ?
 		    jstr(j, "error") : "error without a message");
 		rc = EXIT_ERROR;
-	} else if (!o->json) {
-		print_answer(out, words, j);
+	} else {
+		if (!o->json)
+			print_answer(out, words, j);
+		if (strcmp(words[0], "status") == 0 && pool_down(j))
+			rc = EXIT_POOL_DOWN;
 	}
 	json_object_put(j);
 	free(answer);
@@ -770,7 +890,7 @@ watch(struct conn *c, const struct opts *o, char **words, int n,
 			return EXIT_NO_ANSWER;
 		}
 		rc = ask(c, o, words, n, f, msg, sizeof msg);
-		if (rc != 0) {
+		if (rc != 0 && rc != EXIT_POOL_DOWN) {
 			fprintf(f, "recyclerctl: ");
 			put_clean(f, msg, true);
 			fprintf(f, "\n");
@@ -798,6 +918,93 @@ watch(struct conn *c, const struct opts *o, char **words, int n,
 	return 0;
 }
 
+/* Print one line of a followed answer: an event object. */
+static int
+follow_line(const struct opts *o, const char *line)
+{
+	json_object *j;
+
+	if (o->json) {
+		printf("%s\n", line);
+	} else {
+		if ((j = json_tokener_parse(line)) == NULL ||
+		    !json_object_is_type(j, json_type_object)) {
+			json_object_put(j);
+			fprintf(stderr, "recyclerctl: malformed event: %.200s\n",
+			    line);
+			return -1;
+		}
+		if (jget(j, "text") != NULL)
+			print_logline(stdout, j);
+		else
+			print_event(stdout, j);
+		json_object_put(j);
+	}
+	fflush(stdout);
+	return 0;
+}
+
+/* After `events ... follow`: print each line the daemon sends, until
+ * Ctrl-C (0) or the daemon hangs up (EXIT_NO_ANSWER). */
+static int
+follow(struct conn *c, const struct opts *o)
+{
+	struct sigaction sa = { .sa_handler = on_sigint };
+	size_t len = c->nrest, cap = c->nrest + 4096;
+	char *buf = xmalloc(cap), *nl, *line;
+	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+	ssize_t n;
+	int rc = 0;
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);	/* no SA_RESTART: wake up */
+	sigaction(SIGTERM, &sa, NULL);
+	memcpy(buf, c->rest, c->nrest);
+	for (;;) {
+		line = buf;
+		while ((nl = memchr(line, '\n', len - (size_t)(line - buf)))
+		    != NULL) {
+			*nl = '\0';
+			if (follow_line(o, line) == -1) {
+				rc = EXIT_NO_ANSWER;
+				goto out;
+			}
+			line = nl + 1;
+		}
+		len -= (size_t)(line - buf);
+		memmove(buf, line, len);
+		if (len >= FOLLOW_LINE_MAX) {
+			fprintf(stderr, "recyclerctl: %s: line too long\n",
+			    c->path);
+			rc = EXIT_NO_ANSWER;
+			goto out;
+		}
+		if (cap - len < 4096)
+			buf = xrealloc(buf, cap *= 2);
+		if (poll(&pfd, 1, -1) == -1) {
+			if (errno == EINTR && !interrupted)
+				continue;
+			break;
+		}
+		n = recv(c->fd, buf + len, cap - len, 0);
+		if (n == -1 && errno == EINTR && !interrupted)
+			continue;
+		if (n <= 0) {
+			if (!interrupted) {
+				fprintf(stderr, "recyclerctl: %s: %s\n", c->path,
+				    n == 0 ? "the daemon closed the connection" :
+				    strerror(errno));
+				rc = EXIT_NO_ANSWER;
+			}
+			break;
+		}
+		len += (size_t)n;
+	}
+out:
+	free(buf);
+	return rc;
+}
+
 static const struct command *
 find_command(const char *name)
 {
@@ -817,17 +1024,50 @@ main(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "watch", optional_argument, NULL, 'w' },
+		{ "follow", no_argument, NULL, 'f' },
+		{ "lines", required_argument, NULL, 'n' },
+		{ "pool", required_argument, NULL, 'P' },
+		{ "reason", required_argument, NULL, 'R' },
+		{ "exact", no_argument, NULL, 'E' },
 		{ NULL, 0, NULL, 0 },
 	};
+	const char *pool_opt = NULL, *reason_opt = NULL;
+	char *ev_words[6], pool_word[512], reason_word[128], lines_word[64];
+	const char *lines_opt = NULL;
+	bool follow_opt = false;
+	const char *watch_arg = NULL;
+	bool watch_opt = false, exact_opt = false;
+	char *exact_words[3];
 	struct opts o = { NULL, false };
-	struct conn c = { NULL, -1 };
+	struct conn c = { NULL, -1, NULL, 0 };
 	const struct command *cmd;
 	uint64_t interval_ms = 0;
 	char msg[8192], **words, *status_words[2] = { (char *)"status", NULL };
 	int ch, n, rc, exact;
 
-	while ((ch = getopt_long(argc, argv, "+s:jVh", longopts, NULL)) != -1) {
+	/* No '+': options may follow the command (`status web --json`). */
+	while ((ch = getopt_long(argc, argv, "s:jVhw::fn:", longopts, NULL)) != -1) {
 		switch (ch) {
+		case 'n':
+			lines_opt = optarg;
+			break;
+		case 'f':
+			follow_opt = true;
+			break;
+		case 'P':
+			pool_opt = optarg;
+			break;
+		case 'R':
+			reason_opt = optarg;
+			break;
+		case 'E':
+			exact_opt = true;
+			break;
+		case 'w':
+			watch_opt = true;
+			watch_arg = optarg;
+			break;
 		case 's':
 			o.socket_path = optarg;
 			break;
@@ -865,32 +1105,91 @@ main(int argc, char **argv)
 			usage_error("usage: top [POOL]");
 		words = status_words;
 		n = status_words[1] ? 2 : 1;
-	} else if (strcmp(cmd->name, "status") == 0 && n > 1 &&
-	    strcmp(words[1], "-w") == 0) {
+	} else if (watch_opt) {
+		/* The interval is -w's own value (-w2, --watch=2), never the
+		 * next word: that one is a pool name. */
+		if (strcmp(cmd->name, "status") != 0)
+			usage_error("-w is an option of status only");
 		interval_ms = 1000;
-		words[1] = words[0];	/* drop -w */
-		words++;
-		n--;
-		if (n > 1 && units_parse_duration(words[1], &interval_ms) ==
-		    NULL) {
-			words[1] = words[0];	/* drop SECONDS */
-			words++;
-			n--;
-		}
+		if (watch_arg != NULL && units_parse_duration(watch_arg,
+		    &interval_ms) != NULL)
+			usage_error("status -w: invalid interval \"%s\"",
+			    watch_arg);
 		if (interval_ms < WATCH_MIN_MS)
 			usage_error("status -w: interval below %dms",
 			    WATCH_MIN_MS);
 	}
 	/* status --exact: passed on, the daemon reads the figures. */
+	if (exact_opt) {
+		if (strcmp(cmd->name, "status") != 0 || n > 2)
+			usage_error("usage: %s", find_command("status")->usage);
+		exact_words[0] = words[0];
+		exact_words[1] = (char *)"--exact";
+		exact_words[2] = n > 1 ? words[1] : NULL;
+		words = exact_words;
+		n++;
+	}
 	exact = strcmp(cmd->name, "status") == 0 && n > 1 &&
 	    strcmp(words[1], "--exact") == 0;
 	if (n - 1 - exact < cmd->min_args || n - 1 - exact > cmd->max_args)
 		usage_error("usage: %s", cmd->usage);
+	if ((pool_opt || reason_opt) && strcmp(cmd->name, "events") != 0)
+		usage_error("--pool and --reason are options of events");
+	if (follow_opt && strcmp(cmd->name, "events") != 0 &&
+	    strcmp(cmd->name, "logs") != 0)
+		usage_error("-f is an option of events and logs");
+	if (lines_opt && strcmp(cmd->name, "logs") != 0)
+		usage_error("-n is an option of logs");
+	if (strcmp(cmd->name, "logs") == 0) {
+		/* logs [POOL [SLOT]] [lines=N] [follow] on the wire. */
+		int k;
+
+		for (k = 0; k < n; k++)
+			ev_words[k] = words[k];
+		if (lines_opt != NULL) {
+			snprintf(lines_word, sizeof lines_word, "lines=%s",
+			    lines_opt);
+			ev_words[k++] = lines_word;
+		}
+		if (follow_opt)
+			ev_words[k++] = (char *)"follow";
+		ev_words[k] = NULL;
+		words = ev_words;
+		n = k;
+	}
+	if (strcmp(cmd->name, "events") == 0) {
+		/* events [N] [pool=P] [reason=R] [follow] on the wire. */
+		int k = 0;
+
+		ev_words[k++] = words[0];
+		if (n > 1)
+			ev_words[k++] = words[1];
+		if (pool_opt != NULL) {
+			snprintf(pool_word, sizeof pool_word, "pool=%s",
+			    pool_opt);
+			ev_words[k++] = pool_word;
+		}
+		if (reason_opt != NULL) {
+			snprintf(reason_word, sizeof reason_word, "reason=%s",
+			    reason_opt);
+			ev_words[k++] = reason_word;
+		}
+		if (follow_opt)
+			ev_words[k++] = (char *)"follow";
+		ev_words[k] = NULL;
+		words = ev_words;
+		n = k;
+	}
 
 	if (interval_ms > 0)
 		return watch(&c, &o, words, n, interval_ms);
 	rc = ask(&c, &o, words, n, stdout, msg, sizeof msg);
+	if (rc == 0 && follow_opt) {
+		fflush(stdout);
+		rc = follow(&c, &o);
+	}
 	conn_close(&c);
+	free(c.rest);
 	if (rc != 0) {
 		fputs("recyclerctl: ", stderr);
 		put_clean(stderr, msg, true);

@@ -24,8 +24,8 @@ from recyclerd import (RECYCLERCTL_BIN, pid_alive, py_worker, wait_for)
 
 CLIENTS_MAX = 64
 LINE_MAX = 4096
-COMMANDS = ("status, recycle, scale, stop, start, reload, events, metrics, "
-            "version")
+COMMANDS = ("status, recycle, scale, stop, start, reload, events, logs, "
+            "config, metrics, version")
 SETPRIV = shutil.which("setpriv")
 
 
@@ -464,16 +464,16 @@ def test_metrics_exposition(recyclerd):
     def sampled():
         # Right after READY=1 a worker may not have been sampled yet.
         s, typed = parse_metrics(ok(recyclerd, "metrics")["metrics"])
-        have = {dict(k[1]).get("pid") for k in s
+        have = {dict(k[1]).get("slot") for k in s
                 if k[0] == "recyclerd_worker_memory_bytes"}
-        return (s, typed) if have >= {str(p) for p in pids.values()} \
-            else None
+        return (s, typed) if have >= {str(k) for k in pids} else None
     s, typed = wait_for(sampled, 5, what="every worker sampled")
-    assert typed["recyclerd_recycles_total"] == "counter"
+    assert typed["recyclerd_worker_exits_total"] == "counter"
     assert typed["recyclerd_workers"] == "gauge"
     for reason in ("memory", "kill_memory", "tasks", "lifetime", "manual",
-                   "reload"):
-        assert metric(s, "recyclerd_recycles_total", pool="web",
+                   "reload", "scale", "shutdown", "crash", "oom",
+                   "failed_start"):
+        assert metric(s, "recyclerd_worker_exits_total", pool="web",
                       reason=reason) == 0
     assert metric(s, "recyclerd_workers", pool="web", state="ready") == 2
     for state in ("starting", "draining", "killed"):
@@ -483,20 +483,36 @@ def test_metrics_exposition(recyclerd):
     assert metric(s, "recyclerd_pool_state", pool="web",
                   state="failed") == 0
     assert metric(s, "recyclerd_pool_desired_workers", pool="web") == 2
-    assert metric(s, "recyclerd_crashes_total", pool="web") == 0
-    assert metric(s, "recyclerd_failed_starts_total", pool="web") == 0
-    assert metric(s, "recyclerd_oom_kills_total", pool="web") == 0
-    assert metric(s, "recyclerd_daemon_rss_bytes") > 0
-    assert metric(s, "recyclerd_uptime_seconds") > 0
+    assert metric(s, "recyclerd_pool_info", pool="web",
+                  memory_metric="pss") == 1
+    assert metric(s, "process_resident_memory_bytes") > 0
+    assert metric(s, "process_open_fds") > 0
+    assert typed["process_cpu_seconds_total"] == "counter"
+    assert abs(metric(s, "process_start_time_seconds")
+               - (time.time() - ok(recyclerd, "status")["uptime"])) < 5
     assert metric(s, "recyclerd_events_total") == 0
+    names = {k[0] for k in s}
+    for old in ("recyclerd_recycles_total", "recyclerd_crashes_total",
+                "recyclerd_failed_starts_total", "recyclerd_oom_kills_total",
+                "recyclerd_daemon_rss_bytes", "recyclerd_uptime_seconds",
+                "recyclerd_worker_tasks", "recyclerd_worker_uptime_seconds"):
+        assert old not in names
     for slot, pid in pids.items():
-        lab = {"pool": "web", "slot": str(slot), "pid": str(pid)}
+        lab = {"pool": "web", "slot": str(slot)}
+        assert metric(s, "recyclerd_worker_info", pid=str(pid),
+                      state="ready", **lab) == 1
         assert metric(s, "recyclerd_worker_memory_bytes", metric="rss",
                       **lab) > 0
-        assert metric(s, "recyclerd_worker_memory_bytes", metric="memory",
-                      **lab) > 0
-        assert metric(s, "recyclerd_worker_uptime_seconds", **lab) > 0
-        assert ("recyclerd_worker_tasks", frozenset(lab.items())) in s
+        assert ("recyclerd_worker_memory_bytes",
+                frozenset(dict(lab, metric="memory").items())) not in s
+        start_t = metric(s, "recyclerd_worker_start_time_seconds", **lab)
+        assert time.time() - 60 < start_t <= time.time()
+        assert metric(s, "recyclerd_worker_tasks_total", **lab) >= 0
+    # No per-worker series but _info carries the pid.
+    for (name, labels) in s:
+        if name.startswith("recyclerd_worker_") and \
+                name != "recyclerd_worker_info":
+            assert "pid" not in dict(labels), name
 
 
 def test_metrics_count_recycles_and_crashes(recyclerd):
@@ -509,11 +525,52 @@ def test_metrics_count_recycles_and_crashes(recyclerd):
 
     def counted():
         s, _ = parse_metrics(ok(recyclerd, "metrics")["metrics"])
-        return s if metric(s, "recyclerd_crashes_total", pool="web") == 1 \
-            and metric(s, "recyclerd_recycles_total", pool="web",
+        return s if metric(s, "recyclerd_worker_exits_total", pool="web",
+                           reason="crash") == 1 \
+            and metric(s, "recyclerd_worker_exits_total", pool="web",
                        reason="manual") == 1 else None
     s = wait_for(counted, 10, what="a recycle and a crash in the metrics")
     assert metric(s, "recyclerd_events_total") >= 2
+    # Every exit counted once: the reasons add up to the processes gone.
+    exits = sum(v for (n, _), v in s.items()
+                if n == "recyclerd_worker_exits_total")
+    assert exits == 2
+    # The slot keeps its series across the recycle and the crash.
+    recyclerd.wait_ready_workers(1)
+    s, _ = parse_metrics(ok(recyclerd, "metrics")["metrics"])
+    assert metric(s, "recyclerd_worker_info", pool="web", slot="0",
+                  pid=str(recyclerd.workers()[0]), state="ready") == 1
+
+
+def test_metrics_pass_a_prometheus_parser(recyclerd):
+    """The exposition read by the Python client's own parser (Debian's
+    python3-prometheus-client): names, types, labels and samples valid,
+    no duplicate series, counters named _total."""
+    parser = pytest.importorskip("prometheus_client.parser")
+    start(recyclerd, recycle_memory="500M", workers=2)
+    ok(recyclerd, "recycle web")
+    recyclerd.wait_ready_workers(2)
+    text = ok(recyclerd, "metrics")["metrics"]
+    fams = {f.name: f for f in parser.text_string_to_metric_families(text)}
+    seen = set()
+    for fam in fams.values():
+        assert fam.type in ("gauge", "counter", "histogram"), fam.name
+        assert fam.documentation, fam.name
+        for smp in fam.samples:
+            key = (smp.name, tuple(sorted(smp.labels.items())))
+            assert key not in seen, f"duplicate series {key}"
+            seen.add(key)
+            if fam.type == "counter":
+                assert smp.name.endswith("_total"), smp.name
+    # The client strips _total from a counter's family name.
+    assert fams["recyclerd_worker_exits"].type == "counter"
+    assert fams["recyclerd_worker_tasks"].type == "counter"
+    assert fams["process_cpu_seconds"].type == "counter"
+    assert fams["recyclerd_recycle_overshoot_ratio"].type == "histogram"
+    for name in ("process_resident_memory_bytes", "process_open_fds",
+                 "process_start_time_seconds", "recyclerd_worker_info",
+                 "recyclerd_worker_start_time_seconds"):
+        assert fams[name].type == "gauge", name
 
 
 def test_version(recyclerd):
@@ -844,7 +901,8 @@ def test_recyclerctl_status_table(recyclerd):
     assert re.match(r"^pool web: running, ready 2/2, recycles 0, "
                     r"crashes 0$", head), head
     cols = ["SLOT", "PID", "STATE", "UPTIME", "TASKS", "RSS", "PSS", "USS",
-            "THRESHOLD", "GROWTH/S", "GROWTH/TASK", "STATUS"]
+            "THRESHOLD", "GROWTH/S", "GROWTH/TASK", "CPU%", "RESTARTS",
+            "STATUS"]
     [header] = [x for x in lines if x.lstrip().startswith("SLOT")]
     assert header.split() == cols
     rows = lines[lines.index(header) + 1:]
@@ -855,6 +913,8 @@ def test_recyclerctl_status_table(recyclerd):
         for size in f[5:9]:
             rd.parse_size(size)
         assert re.match(r"^\d+(\.\d)?s$|^\d+m\d*s?$", f[3]), f[3]
+        # One answer: no CPU % yet; no restart in a slot started once.
+        assert f[11] == "-" and f[12] == "0"
     # Columns line up: every PID ends where the header's PID ends.
     end = header.index("PID") + 3
     for row in rows:
@@ -978,8 +1038,10 @@ def test_recyclerctl_times_out_on_a_silent_daemon():
     assert 9.5 < took < 15
 
 
-@pytest.mark.parametrize("args", [["top"], ["status", "-w", "0.2"],
-                                  ["status", "-w", "0.2", "web"]])
+@pytest.mark.parametrize("args", [["top"], ["status", "-w0.2"],
+                                  ["status", "--watch=0.2", "web"],
+                                  ["status", "web", "-w0.2"],
+                                  ["status", "-w", "web"]])
 def test_recyclerctl_refreshes_until_interrupted(recyclerd, args):
     start(recyclerd, workers=1)
     p = subprocess.Popen([RECYCLERCTL_BIN, "-s", str(recyclerd.control_path),
@@ -1002,7 +1064,7 @@ def test_recyclerctl_refreshes_until_interrupted(recyclerd, args):
 
 def test_recyclerctl_keeps_refreshing_while_the_daemon_is_away(recyclerd):
     p = subprocess.Popen([RECYCLERCTL_BIN, "-s", str(recyclerd.control_path),
-                          "status", "-w", "0.2"], stdout=subprocess.PIPE,
+                          "status", "-w0.2"], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(1)
@@ -1016,6 +1078,209 @@ def test_recyclerctl_keeps_refreshing_while_the_daemon_is_away(recyclerd):
     assert p.returncode == 0
     assert "cannot connect to" in out
     assert "pool web:" in out.split("\x1b[H\x1b[2J")[-1]
+
+
+def test_status_exits_3_when_a_pool_is_stopped_or_failed(recyclerd):
+    start(recyclerd, workers=1)
+    assert ctl(recyclerd, "status").returncode == 0
+    ok(recyclerd, "stop web")
+    r = ctl(recyclerd, "status")
+    assert r.returncode == 3, r.stderr
+    assert "pool web: stopped" in r.stdout
+    assert ctl(recyclerd, "status", "web", "--json").returncode == 3
+    ok(recyclerd, "start web")
+    recyclerd.wait_ready_workers(1)
+    assert ctl(recyclerd, "status", "web").returncode == 0
+
+
+def test_recyclerctl_options_after_the_command(recyclerd):
+    start(recyclerd, workers=1)
+    r = subprocess.run([RECYCLERCTL_BIN, "status", "web", "--json", "-s",
+                        str(recyclerd.control_path)], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    a = json.loads(r.stdout)
+    assert a["ok"] and [p["name"] for p in a["pools"]] == ["web"]
+    r = ctl(recyclerd, "events", "-j")
+    assert json.loads(r.stdout)["ok"]
+    # -w takes its interval as its own value only, and not elsewhere.
+    r = ctl(recyclerd, "events", "-w2")
+    assert r.returncode == 64
+    r = ctl(recyclerd, "status", "-wsoon")
+    assert r.returncode == 64 and "invalid interval" in r.stderr
+
+
+def test_events_filters_by_pool_and_reason(recyclerd):
+    start(recyclerd, workers=1)
+    [pid] = recyclerd.workers().values()
+    ok(recyclerd, "recycle web")
+    new = recyclerd.wait_replaced(pid)
+    recyclerd.wait_ready_workers(1)
+    os.kill(new, signal.SIGKILL)
+    wait_for(lambda: len(ok(recyclerd, "events")["events"]) >= 2, 10,
+             what="two events")
+    evs = ok(recyclerd, "events reason=manual")["events"]
+    assert [e["reason"] for e in evs] == ["manual"]
+    assert ok(recyclerd, "events pool=other")["events"] == []
+    assert len(ok(recyclerd, "events 1 pool=web")["events"]) == 1
+    r = ctl(recyclerd, "events", "--reason", "crash", "--pool", "web")
+    assert r.returncode == 0, r.stderr
+    assert "(crash)" in r.stdout and "(manual)" not in r.stdout
+    r = ctl(recyclerd, "events", "--reason", "bogus")
+    assert r.returncode == 1 and "unknown reason bogus" in r.stderr
+
+
+def test_events_follow_prints_each_new_event(recyclerd):
+    start(recyclerd, workers=1)
+    [pid] = recyclerd.workers().values()
+    p = subprocess.Popen([RECYCLERCTL_BIN, "-s", str(recyclerd.control_path),
+                          "events", "0", "-f", "--reason", "manual"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    j = subprocess.Popen([RECYCLERCTL_BIN, "-s", str(recyclerd.control_path),
+                          "--json", "events", "-f"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        time.sleep(0.5)
+        ok(recyclerd, "recycle web")
+        new = recyclerd.wait_replaced(pid)
+        recyclerd.wait_ready_workers(1)
+        line = p.stdout.readline()
+        assert "web/0" in line and "recycle (manual)" in line, line
+        os.kill(new, signal.SIGKILL)
+        assert json.loads(j.stdout.readline())["ok"]	# the head
+        first = json.loads(j.stdout.readline())
+        assert first["reason"] == "manual" and first["pid"] == pid
+        second = json.loads(j.stdout.readline())
+        assert second["kind"] == "crash" and second["pid"] == new
+        for proc in (p, j):
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=10)
+            assert proc.returncode == 0, err
+        assert "(crash)" not in out
+    finally:
+        for proc in (p, j):
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    # The daemon dropped both followers and serves others.
+    assert ok(recyclerd, "version")
+
+
+def test_logs_keeps_worker_output_by_pool_and_slot(recyclerd):
+    start(recyclerd, workers=2)
+    pids = recyclerd.workers()
+    want = {slot: f"leaky_worker: pid {pid} pool web slot {slot}"
+            for slot, pid in pids.items()}
+    wait_for(lambda: len(ok(recyclerd, "logs")["lines"]) >= 2, 10,
+             what="both workers' first line")
+    lines = ok(recyclerd, "logs web 1")["lines"]
+    assert [(x["slot"], x["pid"], x["stream"]) for x in lines] == \
+        [(1, pids[1], "stdout")]
+    assert lines[0]["text"] == want[1]
+    r = ctl(recyclerd, "logs", "web", "0")
+    assert r.returncode == 0, r.stderr
+    assert want[0] in r.stdout and want[1] not in r.stdout
+    assert f"web/0 [pid {pids[0]}] stdout: {want[0]}" in r.stdout
+    assert ok(recyclerd, "logs lines=1")["lines"][0]["seq"] == 2
+    r = ctl(recyclerd, "logs", "nosuch")
+    assert r.returncode == 1 and "no such pool: nosuch" in r.stderr
+    # The log (and the journal, when in use) still gets every line.
+    recyclerd.wait_log(re.escape(want[1]))
+
+
+def test_logs_follow_receives_a_workers_line(recyclerd):
+    start(recyclerd, workers=1)
+    [pid] = recyclerd.workers().values()
+    p = subprocess.Popen([RECYCLERCTL_BIN, "-s", str(recyclerd.control_path),
+                          "logs", "web", "-f", "-n", "0"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        time.sleep(0.5)
+        ok(recyclerd, "recycle web")
+        new = recyclerd.wait_replaced(pid)
+        seen = []
+        while not any(f"pid {new} pool web" in x for x in seen):
+            seen.append(p.stdout.readline())
+            assert seen[-1], "follower ended"
+        assert f"web/0 [pid {new}] stdout: leaky_worker: pid {new}" \
+            in seen[-1]
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=10)
+        assert p.returncode == 0, err
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+
+
+def test_config_dump_round_trips_through_recyclerd_t(recyclerd, tmp_path):
+    recyclerd.write_config(pools={
+        "web": {"workers": 2, "recycle_memory": "300M", "jitter": "2.5%",
+                "environment": "A=1 'B=two words'",
+                "rapid_fail": "3/30s", "drain_signal": "SIGINT"},
+        "api": {"workers": 1}})
+    recyclerd.start()
+    recyclerd.wait_ready_workers(2)
+    r = ctl(recyclerd, "config")
+    assert r.returncode == 0, r.stderr
+    text = r.stdout
+    assert "[pool web]\n" in text and "[pool api]\n" in text
+    assert "\nworkers = 2\n" in text
+    assert "\nrecycle_memory = 314572800\n" in text
+    assert "\nmax_overshoot = 25%  ; default\n" in text
+    assert "\ndrain_signal = SIGINT\n" in text
+    assert '\nenvironment = "B=two words"\n' in text
+    assert "\nrapid_fail = 3/30s\n" in text
+    assert "\nwatchdog = 0  ; default\n" in text
+    assert "\njitter = 2.5%\n" in text
+    # recyclerd -t reads it back.
+    f = tmp_path / "dump.conf"
+    f.write_text(text)
+    f.chmod(0o600)
+    t = subprocess.run([rd.RECYCLERD_BIN, "-t", "-c", str(f)],
+                       capture_output=True, text=True, timeout=30)
+    assert t.returncode == 0, t.stderr + t.stdout
+    # Only [pool api]: no daemon section.
+    one = ctl(recyclerd, "config", "api").stdout
+    assert "[recyclerd]" not in one and "[pool web]" not in one
+    assert "[pool api]" in one
+    r = ctl(recyclerd, "config", "nosuch")
+    assert r.returncode == 1 and "no such pool: nosuch" in r.stderr
+
+
+def test_status_cpu_and_restarts_per_slot(recyclerd):
+    start(recyclerd, workers=2)
+    pids = recyclerd.workers()
+    os.kill(pids[1], signal.SIGKILL)
+    recyclerd.wait_replaced(pids[1], slot=1)
+    recyclerd.wait_ready_workers(2)
+    ws = {w["slot"]: w for w in ok(recyclerd, "status")["pools"][0]["workers"]}
+    assert ws[0]["restarts"] == 0 and ws[1]["restarts"] == 1
+    assert ws[0]["cpu_seconds"] >= 0
+    # From its second frame on, status -w (and top) gives a CPU %.
+    p = subprocess.Popen([RECYCLERCTL_BIN, "-s", str(recyclerd.control_path),
+                          "status", "-w0.5"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(2 * rd.SLOW)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    frames = out.split("\x1b[H\x1b[2J")[1:]
+    assert len(frames) >= 2, err
+    head, *rows = [x for x in frames[-1].splitlines() if x.strip()
+                   and (x.lstrip().startswith("SLOT") or
+                        re.match(r"^\s*\d+\s+\d+\s+ready", x))]
+    cols = head.split()
+    assert "CPU%" in cols and "RESTARTS" in cols
+    byslot = {r.split()[0]: r.split() for r in rows}
+    assert byslot["1"][cols.index("RESTARTS")] == "1"
+    assert re.match(r"^\d+\.\d$", byslot["0"][cols.index("CPU%")])
 
 
 def test_reload_moves_the_socket_to_the_new_control_group(recyclerd):

@@ -3,7 +3,9 @@
 removed pools drain, changed pools recycle one by one, unchanged pools are
 left alone); a bad file is refused and the running configuration kept."""
 
+import json
 import re
+import socket
 
 from recyclerd import pid_alive, py_worker, stays, wait_for
 
@@ -142,3 +144,36 @@ def test_reload_recycles_only_for_keys_that_change_how_workers_start(
                        r"recycling its workers")
     for slot, old in before.items():
         recyclerd.wait_replaced(old, slot)
+
+
+def test_scale_survives_a_reload_that_keeps_workers(recyclerd):
+    def ask(line):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(str(recyclerd.control_path))
+            s.sendall(line.encode() + b"\n")
+            buf = b""
+            while not buf.endswith(b"\n"):
+                chunk = s.recv(65536)
+                assert chunk
+                buf += chunk
+        return json.loads(buf)
+
+    recyclerd.write_config(pools={"web": {"workers": 1},
+                                  "api": {"workers": 1}})
+    recyclerd.start()
+    recyclerd.wait_ready_workers(1)
+    assert ask("scale web 3")["ok"]
+    recyclerd.wait_ready_workers(3)
+    # Another pool changes, web's `workers` does not: the scale holds.
+    recyclerd.write_config(pools={"web": {"workers": 1},
+                                  "api": {"workers": 2}})
+    recyclerd.reload()
+    recyclerd.wait_ready_workers(2, "api")
+    stays(lambda: len(recyclerd.workers()) == 3, 1.5, what="3 workers")
+    [web] = [p for p in ask("status")["pools"] if p["name"] == "web"]
+    assert web["desired"] == 3
+    # Its own `workers` changes: the file wins again.
+    recyclerd.write_config(pools={"web": {"workers": 2},
+                                  "api": {"workers": 2}})
+    recyclerd.reload()
+    recyclerd.wait_workers(2)

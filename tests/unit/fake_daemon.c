@@ -278,6 +278,10 @@ fake_daemon_new(void)
 	web->recycles[REASON_OOM] = 2;
 	web->crashes = 3;
 	web->failed_starts = 1;
+	web->exits[REASON_MEMORY] = 5;
+	web->exits[REASON_OOM] = 2;
+	web->exits[REASON_CRASH] = 2;
+	web->exits[EXIT_FAILED_START] = 1;
 	(void)fake_worker(web, 0, 1001, WS_READY, 100);
 	w = fake_worker(web, 1, 1002, WS_READY, 190);
 	w->recycle_reason = REASON_MEMORY;

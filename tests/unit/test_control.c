@@ -237,7 +237,7 @@ test_bad_requests_get_an_error(void **state)
 	assert_error(f, "   ", "empty request");
 	assert_error(f, "frobnicate", "unknown command: frobnicate "
 	    "(commands: status, recycle, scale, stop, start, reload, events, "
-	    "metrics, version)");
+	    "logs, config, metrics, version)");
 	assert_error(f, "STATUS", "unknown command");
 	assert_error(f, "status a b", "usage: status [--exact] [POOL]");
 	assert_error(f, "status --exact a b", "usage: status [--exact] [POOL]");
@@ -537,17 +537,22 @@ test_metrics_exposition(void **state)
 	rss_after = memprobe_self_rss();
 	assert_true(is_ok(o));
 	m = json_object_get_string(get(o, "metrics"));
-	assert_has(m, "# HELP recyclerd_recycles_total ");
-	assert_has(m, "# TYPE recyclerd_recycles_total counter\n");
-	assert_has(m, "recyclerd_recycles_total{pool=\"web\","
+	assert_has(m, "# HELP recyclerd_worker_exits_total ");
+	assert_has(m, "# TYPE recyclerd_worker_exits_total counter\n");
+	assert_has(m, "recyclerd_worker_exits_total{pool=\"web\","
 	    "reason=\"memory\"} 5\n");
-	assert_has(m, "recyclerd_recycles_total{pool=\"web\","
+	assert_has(m, "recyclerd_worker_exits_total{pool=\"web\","
 	    "reason=\"watchdog\"} 0\n");
-	assert_has(m, "recyclerd_recycles_total{pool=\"odd\\\"pool\\\\\","
+	assert_has(m, "recyclerd_worker_exits_total{pool=\"odd\\\"pool\\\\\","
 	    "reason=\"manual\"} 0\n");
-	assert_has(m, "recyclerd_crashes_total{pool=\"web\"} 3\n");
-	assert_has(m, "recyclerd_failed_starts_total{pool=\"web\"} 1\n");
-	assert_has(m, "recyclerd_oom_kills_total{pool=\"web\"} 2\n");
+	assert_has(m, "recyclerd_worker_exits_total{pool=\"web\","
+	    "reason=\"crash\"} 2\n");
+	assert_has(m, "recyclerd_worker_exits_total{pool=\"web\","
+	    "reason=\"failed_start\"} 1\n");
+	assert_has(m, "recyclerd_worker_exits_total{pool=\"web\","
+	    "reason=\"oom\"} 2\n");
+	assert_null(strstr(m, "recyclerd_recycles_total"));
+	assert_null(strstr(m, "recyclerd_crashes_total"));
 	assert_has(m, "recyclerd_workers{pool=\"web\",state=\"ready\"} 2\n");
 	assert_has(m, "recyclerd_workers{pool=\"web\",state=\"killed\"} 0\n");
 	assert_has(m, "recyclerd_pool_state{pool=\"web\",state=\"running\"} "
@@ -555,28 +560,35 @@ test_metrics_exposition(void **state)
 	assert_has(m, "recyclerd_pool_state{pool=\"web\",state=\"failed\"} "
 	    "0\n");
 	assert_has(m, "recyclerd_pool_desired_workers{pool=\"web\"} 2\n");
+	assert_has(m, "recyclerd_pool_info{pool=\"web\","
+	    "memory_metric=\"pss\"} 1\n");
+	assert_has(m, "recyclerd_worker_info{pool=\"web\",slot=\"0\","
+	    "pid=\"1001\",state=\"ready\"} 1\n");
 	assert_has(m, "recyclerd_worker_memory_bytes{pool=\"web\",slot=\"0\","
-	    "pid=\"1001\",metric=\"rss\"} 104857600\n");
-	assert_has(m, "recyclerd_worker_memory_bytes{pool=\"web\",slot=\"0\","
-	    "pid=\"1001\",metric=\"memory\"} 78643200\n");
-	assert_has(m, "recyclerd_worker_tasks{pool=\"web\",slot=\"1\","
-	    "pid=\"1002\"} 34\n");
-	assert_has(m, "# TYPE recyclerd_worker_uptime_seconds gauge\n");
+	    "metric=\"rss\"} 104857600\n");
+	assert_null(strstr(m, "metric=\"memory\""));
+	assert_null(strstr(m, "pid=\"1001\",metric"));
+	assert_has(m, "# TYPE recyclerd_worker_tasks_total counter\n");
+	assert_has(m, "recyclerd_worker_tasks_total{pool=\"web\",slot=\"1\"} "
+	    "34\n");
+	assert_has(m, "# TYPE recyclerd_worker_start_time_seconds gauge\n");
+	assert_null(strstr(m, "uptime_seconds"));
 	assert_has(m, "recyclerd_worker_growth_bytes_per_second{pool=\"web\","
-	    "slot=\"0\",pid=\"1001\"} ");
+	    "slot=\"0\"} ");
 	/* This process's own resident set (memprobe.c is the real one). */
-	assert_non_null(at = strstr(m, "\nrecyclerd_daemon_rss_bytes "));
-	assert_int_equal(sscanf(at, "\nrecyclerd_daemon_rss_bytes %" SCNu64,
+	assert_non_null(at = strstr(m, "\nprocess_resident_memory_bytes "));
+	assert_int_equal(sscanf(at, "\nprocess_resident_memory_bytes %" SCNu64,
 	    &rss), 1);
 	assert_true(rss > 0 && rss % 4096 == 0);
 	assert_true(rss >= rss_before / 2 && rss <= rss_after * 2);
+	assert_has(m, "# TYPE process_cpu_seconds_total counter\n");
+	assert_has(m, "# TYPE process_start_time_seconds gauge\n");
+	assert_has(m, "# TYPE process_open_fds gauge\n");
+	assert_null(strstr(m, "recyclerd_daemon_rss_bytes"));
 	assert_has(m, "recyclerd_events_total 3\n");
 	assert_has(m, "recyclerd_notify_dropped_total 5\n");
-	assert_has(m, "recyclerd_uptime_seconds 36");
 	assert_has(m, "recyclerd_build_info{version=\"" PACKAGE_VERSION
 	    "\"} 1\n");
-	/* The starting worker has no reading yet: no memory series. */
-	assert_null(strstr(m, "pid=\"1003\",metric="));
 	assert_int_equal(m[strlen(m) - 1], '\n');
 }
 
