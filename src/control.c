@@ -719,26 +719,17 @@ logline_json(const struct logline *l)
 	return o;
 }
 
-static uint64_t
-logring_last(void)
-{
-	size_t n = logring_count();
-
-	return n ? logring_get(n - 1)->seq : 0;
-}
-
 /* The output lines relayed since the last step, one JSON line each. */
 static void
 follow_logs(struct cursor *cur, const struct sink *k)
 {
-	size_t n = logring_count(), i = n;
-	const struct logline *l;
+	const struct logline *l, *from = NULL;
 	json_object *o;
 
-	while (i > 0 && logring_get(i - 1)->seq > cur->seq)
-		i--;
-	for (; i < n; i++) {
-		l = logring_get(i);
+	for (l = logring_last(); l != NULL && l->seq > cur->seq;
+	    l = logring_prev(l))
+		from = l;
+	for (l = from; l != NULL; l = logring_next(l)) {
 		cur->seq = l->seq;
 		if (!line_matches(cur, l))
 			continue;
@@ -1092,9 +1083,9 @@ cmd_logs(struct request *rq)
 	struct cursor *cur = rq->cur;
 	const char *pool = NULL, *slot = NULL, *a;
 	json_object *err, *o, *arr;
-	uint64_t want = EVENTS_DEFAULT, v;
+	const struct logline *l, *from;
+	uint64_t want = EVENTS_DEFAULT, v, i;
 	bool follow = false;
-	size_t n, i, start;
 	int k;
 
 	for (k = 0; k < rq->argc; k++) {
@@ -1124,17 +1115,21 @@ cmd_logs(struct request *rq)
 	}
 	cur->pool = pool ? xstrdup(pool) : NULL;
 	cur->logs = true;
-	n = logring_count();
-	for (start = n, i = 0; start > 0 && i < want; start--)
-		if (line_matches(cur, logring_get(start - 1)))
+	/* The last `want` matching lines, oldest first. */
+	for (l = logring_last(), from = NULL, i = 0; l != NULL && i < want;
+	    l = logring_prev(l))
+		if (line_matches(cur, l)) {
+			from = l;
 			i++;
+		}
 	arr = json_object_new_array();
-	for (i = start; i < n; i++)
-		if (line_matches(cur, logring_get(i)))
-			json_object_array_add(arr, logline_json(logring_get(i)));
+	for (l = from; l != NULL; l = logring_next(l))
+		if (line_matches(cur, l))
+			json_object_array_add(arr, logline_json(l));
 	if (follow) {
 		cur->kind = CUR_FOLLOW;
-		cur->seq = logring_last();
+		l = logring_last();
+		cur->seq = l != NULL ? l->seq : 0;
 	} else {
 		cursor_free(cur);
 	}
@@ -1673,13 +1668,15 @@ control_follow_cb(struct ev_loop *loop, ev_check *w, int revents)
 	struct client *c, *next;
 	size_t n = events_count(ctl->rd->events);
 	uint64_t last = n ? events_get(ctl->rd->events, n - 1)->seq : 0;
+	const struct logline *ll = logring_last();
+	uint64_t last_line = ll != NULL ? ll->seq : 0;
 
 	(void)loop;
 	(void)revents;
 	for (c = TAILQ_FIRST(&ctl->clients); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, entry);
 		if (c->cur.kind == CUR_FOLLOW &&
-		    c->cur.seq < (c->cur.logs ? logring_last() : last))
+		    c->cur.seq < (c->cur.logs ? last_line : last))
 			(void)client_flush(c);	/* may free c */
 	}
 }

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * logring.c - a fixed ring of the last LOGRING_MAX output lines. One per
- * daemon (the relays and the control socket share it), allocated at the
- * first line; a line's text is its own allocation, at most LOGRING_LINE.
+ * logring.c - see logring.h. One per daemon (the relays and the control
+ * socket share it). Each line is on two lists: all lines, and its pool's;
+ * adding one evicts its pool's oldest when the pool is full, else the
+ * oldest of all when LOGRING_MAX is reached: O(1) either way. A line's
+ * text is its own allocation, at most LOGRING_LINE.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,23 +14,60 @@
 #include "logring.h"
 #include "util.h"
 
-static struct logline	*ring;
-static size_t		 head, count;
-static uint64_t		 seq;
+struct logpool {
+	LIST_ENTRY(logpool) entry;
+	char		 name[40];
+	TAILQ_HEAD(, logline) lines;
+	size_t		 n;
+};
+
+static TAILQ_HEAD(logline_all, logline) all = TAILQ_HEAD_INITIALIZER(all);
+static LIST_HEAD(, logpool) pools = LIST_HEAD_INITIALIZER(pools);
+static size_t count;
+static uint64_t seq;
+
+/* The pool's ring; pools are few, a list will do. */
+static struct logpool *
+logpool(const char *name)
+{
+	struct logpool *lp;
+
+	LIST_FOREACH(lp, &pools, entry)
+		if (strncmp(lp->name, name, sizeof lp->name - 1) == 0)
+			return lp;
+	lp = xcalloc(1, sizeof *lp);
+	snprintf(lp->name, sizeof lp->name, "%s", name);
+	TAILQ_INIT(&lp->lines);
+	LIST_INSERT_HEAD(&pools, lp, entry);
+	return lp;
+}
+
+static void
+evict(struct logline *l)
+{
+	TAILQ_REMOVE(&all, l, all);
+	TAILQ_REMOVE(&l->lp->lines, l, same);
+	l->lp->n--;
+	count--;
+	free(l->text);
+	free(l);
+}
 
 void
 logring_add(const char *pool, int slot, pid_t pid, const char *stream,
     const char *text, size_t len)
 {
+	struct logpool *lp = logpool(pool);
 	struct logline *l;
 	struct timespec ts;
 
-	if (ring == NULL)
-		ring = xcalloc(LOGRING_MAX, sizeof *ring);
-	l = &ring[head];
-	free(l->text);
+	if (lp->n >= LOGRING_POOL)
+		evict(TAILQ_FIRST(&lp->lines));
+	else if (count >= LOGRING_MAX)
+		evict(TAILQ_FIRST(&all));
 	if (len > LOGRING_LINE)
 		len = LOGRING_LINE;
+	l = xcalloc(1, sizeof *l);
 	l->text = xmalloc(len + 1);
 	memcpy(l->text, text, len);
 	l->text[len] = '\0';
@@ -39,34 +78,47 @@ logring_add(const char *pool, int slot, pid_t pid, const char *stream,
 	l->slot = slot;
 	l->pid = pid;
 	l->stream = stream;
-	head = (head + 1) % LOGRING_MAX;
-	if (count < LOGRING_MAX)
-		count++;
-}
-
-size_t
-logring_count(void)
-{
-	return count;
+	l->lp = lp;
+	TAILQ_INSERT_TAIL(&all, l, all);
+	TAILQ_INSERT_TAIL(&lp->lines, l, same);
+	lp->n++;
+	count++;
 }
 
 const struct logline *
-logring_get(size_t i)
+logring_first(void)
 {
-	if (i >= count)
-		return NULL;
-	return &ring[(head + LOGRING_MAX - count + i) % LOGRING_MAX];
+	return TAILQ_FIRST(&all);
+}
+
+const struct logline *
+logring_last(void)
+{
+	return TAILQ_LAST(&all, logline_all);
+}
+
+const struct logline *
+logring_next(const struct logline *l)
+{
+	return TAILQ_NEXT(l, all);
+}
+
+const struct logline *
+logring_prev(const struct logline *l)
+{
+	return TAILQ_PREV(l, logline_all, all);
 }
 
 void
 logring_clear(void)
 {
-	size_t i;
+	struct logpool *lp;
+	struct logline *l;
 
-	if (ring != NULL)
-		for (i = 0; i < LOGRING_MAX; i++)
-			free(ring[i].text);
-	free(ring);
-	ring = NULL;
-	head = count = 0;
+	while ((l = TAILQ_FIRST(&all)) != NULL)
+		evict(l);
+	while ((lp = LIST_FIRST(&pools)) != NULL) {
+		LIST_REMOVE(lp, entry);
+		free(lp);
+	}
 }

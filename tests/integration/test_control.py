@@ -1190,6 +1190,31 @@ def test_logs_keeps_worker_output_by_pool_and_slot(recyclerd):
     recyclerd.wait_log(re.escape(want[1]))
 
 
+def test_logs_of_a_quiet_pool_survive_a_chatty_one(recyclerd, tmp_path):
+    # A ring per pool: "chatty" keeps only its last 1024 lines, whatever
+    # it prints, and the one line of "quiet" stays.
+    chatty = tmp_path / "chatty.sh"
+    chatty.write_text("i=0; while [ $i -lt 3000 ]; do echo line $i; "
+                      "i=$((i+1)); done; exec sleep 1000\n")
+    quiet = tmp_path / "quiet.sh"
+    quiet.write_text("echo quiet one; exec sleep 1000\n")
+    recyclerd.write_config(pools={
+        "quiet": {"workers": 1, "ready": "spawn",
+                  "command": f"/bin/sh {quiet}"},
+        "chatty": {"workers": 1, "ready": "spawn",
+                   "command": f"/bin/sh {chatty}"}})
+    recyclerd.start()
+    wait_for(lambda: any(x["text"] == "line 2999" for x in
+                         ok(recyclerd, "logs chatty lines=1")["lines"]),
+             20, what="the chatty pool's last line")
+    assert [x["text"] for x in ok(recyclerd, "logs quiet")["lines"]] == \
+        ["quiet one"]
+    lines = ok(recyclerd, "logs chatty lines=4096")["lines"]
+    assert len(lines) == 1024
+    assert lines[0]["text"] == "line 1976" and \
+        lines[-1]["text"] == "line 2999"
+
+
 def test_logs_follow_receives_a_workers_line(recyclerd):
     start(recyclerd, workers=1)
     [pid] = recyclerd.workers().values()
