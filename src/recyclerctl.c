@@ -153,6 +153,10 @@ conn_close(struct conn *c)
 	if (c->fd != -1)
 		close(c->fd);
 	c->fd = -1;
+	/* What came after the last answer belongs to this connection. */
+	free(c->rest);
+	c->rest = NULL;
+	c->nrest = 0;
 }
 
 /* Why connect() failed, as the operator needs it. */
@@ -1181,15 +1185,17 @@ main(int argc, char **argv)
 		n = k;
 	}
 
-	if (interval_ms > 0)
-		return watch(&c, &o, words, n, interval_ms);
+	if (interval_ms > 0) {
+		rc = watch(&c, &o, words, n, interval_ms);
+		conn_close(&c);
+		return rc;
+	}
 	rc = ask(&c, &o, words, n, stdout, msg, sizeof msg);
 	if (rc == 0 && follow_opt) {
 		fflush(stdout);
 		rc = follow(&c, &o);
 	}
 	conn_close(&c);
-	free(c.rest);
 	if (rc != 0) {
 		fputs("recyclerctl: ", stderr);
 		put_clean(stderr, msg, true);
