@@ -152,6 +152,15 @@ signal_reaped_session(struct worker *w, int sig)
 	size_t n = 0, i;
 	DIR *d;
 
+	/*
+	 * A scan of /proc costs in proportion to every process on the
+	 * machine, once per exit: a shutdown of thousands of workers would be
+	 * quadratic. A worker alone at its last sample, with no orphans, has
+	 * nothing to scan for; a child it forked since then was re-parented
+	 * to us when it died, and orphans.c takes it from there.
+	 */
+	if (w->samples > 0 && w->last.nprocs <= 1 && LIST_EMPTY(&w->orphans))
+		return;
 	if ((d = opendir("/proc")) == NULL)
 		return;
 	while ((de = readdir(d)) != NULL && n < nitems(fds)) {
