@@ -14,7 +14,8 @@
 #   baseline  recycle_memory = 0: nothing is recycled (the p99 reference);
 #   old       max_recycling = 1, overlap = yes, max_overshoot = 0 (off),
 #             prespawn = no: the behaviour before issue 11;
-#   new       the defaults (max_recycling, max_overshoot, prespawn unset).
+#   new       the defaults (max_recycling, max_overshoot, prespawn unset);
+#   prespawn  the defaults and prespawn = yes.
 # A build whose parser does not know max_overshoot (before issue 11) runs
 # "old" without the keys it lacks (which is that behaviour) and prints
 # "n/a" for "new".
@@ -60,7 +61,8 @@
 #   WRK_TIMEOUT     5s      wrk --timeout: a request unanswered this long
 #                           counts as failed (a starved machine, not a
 #                           dropped connection, is what wrk's 2s catches)
-#   RUNS            "baseline old new"  (baseline is needed for p99 ratios)
+#   RUNS            "baseline old new prespawn"  (baseline is needed for
+#                   p99 ratios)
 #   KEEP            unset   set to keep the temp dir (configs, logs)
 #
 # Exit status: 0 when every run completed (the verdict is printed, not
@@ -83,7 +85,7 @@ START_BURN=${START_BURN:-0}
 DRAIN_DELAY=${DRAIN_DELAY:-0.7}
 SAMPLE=${SAMPLE:-0.2}
 WRK_TIMEOUT=${WRK_TIMEOUT:-5s}
-RUNS=${RUNS:-baseline old new}
+RUNS=${RUNS:-baseline old new prespawn}
 prog=recycle_pressure
 
 die() { echo "$prog: $*" >&2; exit 1; }
@@ -328,7 +330,9 @@ def count_overshoot(d, pool, events):
     """max_overshoot drains, however this build shows them: events that
     mention overshoot, a counter in status, daemon log lines about an
     overshoot drain. The largest of the three."""
-    n_events = sum(1 for e in events if "overshoot" in json.dumps(e))
+    n_events = sum(1 for e in events if e.get("overshoot") is True or
+                   (e.get("overshoot") is None and
+                    "overshoot" in json.dumps(e)))
     n_status = 0
     try:
         for p in json.load(open(f"{d}/status")).get("pools", []):
@@ -636,8 +640,11 @@ $old_keys" ;;
 			echo "n/a (this build has no max_overshoot)" \
 			    > "$tmp/new/na"
 		fi ;;
+	prespawn)
+		run_one prespawn "recycle_memory = $RECYCLE_MEMORY
+prespawn = yes" ;;
 	*)
-		die "unknown run $r (RUNS: baseline old new)" ;;
+		die "unknown run $r (RUNS: baseline old new prespawn)" ;;
 	esac
 done
 
