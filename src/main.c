@@ -128,6 +128,28 @@ worker_of_pid(struct recyclerd *rd, pid_t pid)
 	return NULL;
 }
 
+/* How orphans.c names a worker (it knows no workers or pools). */
+static struct orphan_owner *
+owner_by_pid(struct recyclerd *rd, pid_t pid)
+{
+	struct worker *w = pidmap_get(&rd->pidmap, pid);
+
+	return w != NULL ? &w->orph : NULL;
+}
+
+static struct orphan_owner *
+owner_by_slot(struct recyclerd *rd, const char *pool, unsigned long slot)
+{
+	struct worker *w = pool_slot_oldest(rd, pool, slot);
+
+	return w != NULL ? &w->orph : NULL;
+}
+
+static const struct orphans_find orphans_find = {
+	.by_pid = owner_by_pid,
+	.by_slot = owner_by_slot,
+};
+
 static void
 on_notify(void *arg, pid_t pid, char *buf, size_t len)
 {
@@ -777,7 +799,7 @@ main(int argc, char **argv)
 	}
 
 	/* After the guard: it is a child of ours, and no orphan. */
-	rd.orphans = orphans_new(&rd);
+	rd.orphans = orphans_new(&rd, &orphans_find);
 	orphans_set_interval(rd.orphans, sweep_interval(rd.cfg));
 
 	if (rd.cg != NULL) {

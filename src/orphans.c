@@ -28,10 +28,8 @@
 #include "log.h"
 #include "memprobe.h"
 #include "orphans.h"
-#include "pool.h"
 #include "recyclerd.h"
 #include "util.h"
-#include "worker.h"
 
 /* The daemon's children read in one sweep, and a killed orphan's tree. */
 #define SWEEP_MAX	16384
@@ -55,21 +53,22 @@ struct pidhash {
 struct orphan {
 	struct pidnode	 node;		/* first: the hash hands it back */
 	int		 pidfd;		/* -1 without pidfd_open() */
-	struct worker	*worker;	/* NULL: not attributed */
+	struct orphan_owner *owner;	/* NULL: not attributed */
 	bool		 killed;
-	LIST_ENTRY(orphan) entry;	/* in worker->orphans or o->unknown */
+	LIST_ENTRY(orphan) entry;	/* in owner->list or o->unknown */
 };
 
 struct desc {
 	struct pidnode	 node;		/* first */
-	struct worker	*worker;	/* NULL: its worker is gone */
-	unsigned int	 stamp;		/* worker->walk_gen that saw it */
-	unsigned long	 doomed_at;	/* sweep number, when worker is NULL */
+	struct orphan_owner *owner;	/* NULL: its worker is gone */
+	unsigned int	 stamp;		/* owner->walk_gen that saw it */
+	unsigned long	 doomed_at;	/* sweep number, when owner is NULL */
 	TAILQ_ENTRY(desc) doomed;
 };
 
 struct orphans {
 	struct recyclerd *rd;
+	const struct orphans_find *find;
 	struct pidhash	 orphans;
 	struct pidhash	 descs;
 	struct orphan_list unknown;
@@ -193,8 +192,8 @@ orphan_ctx(const struct orphan *or)
 {
 	struct log_ctx ctx = { .pid = or->node.pid, .worker = -1 };
 
-	if (or->worker != NULL) {
-		ctx = worker_ctx(or->worker);
+	if (or->owner != NULL) {
+		ctx = or->owner->ctx;
 		ctx.pid = or->node.pid;
 	}
 	return ctx;
@@ -203,14 +202,12 @@ orphan_ctx(const struct orphan *or)
 /* ---- attribution ---- */
 
 /* RECYCLERD_POOL and RECYCLERD_WORKER -> the oldest worker in that slot. */
-static struct worker *
+static struct orphan_owner *
 attribute_environ(struct orphans *o, pid_t pid)
 {
 	static char buf[ENVIRON_SIZE];
 	const char *pool = NULL, *slot = NULL, *s;
 	char path[64];
-	struct worker *w;
-	struct pool *p;
 	unsigned long n;
 	ssize_t len;
 	char *end;
@@ -235,14 +232,7 @@ attribute_environ(struct orphans *o, pid_t pid)
 	n = strtoul(slot, &end, 10);
 	if (errno != 0 || *end != '\0' || end == slot)
 		return NULL;
-	LIST_FOREACH(p, &o->rd->pools, entry) {
-		if (strcmp(p->name, pool) != 0)
-			continue;
-		TAILQ_FOREACH(w, &p->workers, entry)
-			if (w->slot == n)
-				return w;
-	}
-	return NULL;
+	return o->find->by_slot(o->rd, pool, n);
 }
 
 /*
@@ -251,30 +241,29 @@ attribute_environ(struct orphans *o, pid_t pid)
  * worker or an orphan of one; its environment names a pool and slot (which
  * it could forge, hence last).
  */
-static struct worker *
+static struct orphan_owner *
 attribute(struct orphans *o, pid_t pid, bool *doomed, const char **how)
 {
 	struct desc *d = (struct desc *)ph_get(&o->descs, pid);
+	struct orphan_owner *w;
 	struct orphan *or;
-	struct worker *w;
 	pid_t ids[2];
 	size_t i;
 
 	*doomed = false;
 	if (d != NULL) {
 		*how = "its worker's tree";
-		*doomed = d->worker == NULL;
-		return d->worker;
+		*doomed = d->owner == NULL;
+		return d->owner;
 	}
 	*how = "its session";
 	if (proc_stat_ids(pid, NULL, &ids[1], &ids[0]) == 0)
 		for (i = 0; i < nitems(ids); i++) {
-			w = pidmap_get(&o->rd->pidmap, ids[i]);
-			if (w != NULL)
+			if ((w = o->find->by_pid(o->rd, ids[i])) != NULL)
 				return w;
 			or = (struct orphan *)ph_get(&o->orphans, ids[i]);
-			if (or != NULL && or->worker != NULL)
-				return or->worker;
+			if (or != NULL && or->owner != NULL)
+				return or->owner;
 		}
 	*how = "its environment";
 	return attribute_environ(o, pid);
@@ -292,18 +281,18 @@ adopt(struct orphans *o, pid_t pid)
 	or->pidfd = pidfd_open_(pid);
 	ph_put(&o->orphans, &or->node);
 	guard_add_pid(o->rd->guard, pid);
-	or->worker = attribute(o, pid, &doomed, &how);
-	if (or->worker != NULL)
-		LIST_INSERT_HEAD(&or->worker->orphans, or, entry);
+	or->owner = attribute(o, pid, &doomed, &how);
+	if (or->owner != NULL)
+		LIST_INSERT_HEAD(&or->owner->list, or, entry);
 	else
 		LIST_INSERT_HEAD(&o->unknown, or, entry);
 	ctx = orphan_ctx(or);
-	if (doomed || (or->worker != NULL && or->worker->state == WS_KILLED)) {
+	if (doomed || (or->owner != NULL && or->owner->killed)) {
 		/* It escaped a kill of its tree. */
 		log_info("killing orphan [pid %ld]: left by a worker that was "
 		    "killed or is gone", (long)pid);
 		orphan_kill(or);
-	} else if (or->worker != NULL) {
+	} else if (or->owner != NULL) {
 		log_ctx(LOG_DEBUG, &ctx, "adopted orphan (by %s)", how);
 	} else {
 		log_debug("adopted orphan [pid %ld] of no known worker",
@@ -399,7 +388,7 @@ on_child(struct ev_loop *loop, ev_child *c, int revents)
 	if (!WIFEXITED(c->rstatus) && !WIFSIGNALED(c->rstatus))
 		return;
 	if ((or = (struct orphan *)ph_get(&o->orphans, c->rpid)) != NULL) {
-		if (or->worker != NULL) {
+		if (or->owner != NULL) {
 			ctx = orphan_ctx(or);
 			log_ctx(LOG_DEBUG, &ctx, "orphan reaped");
 		} else {
@@ -413,12 +402,21 @@ on_child(struct ev_loop *loop, ev_child *c, int revents)
 	}
 }
 
+void
+orphan_owner_init(struct orphan_owner *w, struct log_ctx ctx)
+{
+	memset(w, 0, sizeof *w);
+	LIST_INIT(&w->list);
+	w->ctx = ctx;
+}
+
 struct orphans *
-orphans_new(struct recyclerd *rd)
+orphans_new(struct recyclerd *rd, const struct orphans_find *find)
 {
 	struct orphans *o = xcalloc(1, sizeof *o);
 
 	o->rd = rd;
+	o->find = find;
 	LIST_INIT(&o->unknown);
 	TAILQ_INIT(&o->doomed);
 	ev_timer_init(&o->timer, on_sweep, 1.0, 1.0);
@@ -511,7 +509,7 @@ orphans_free(struct orphans *o)
 /* ---- the workers' side ---- */
 
 void
-orphans_walked(struct orphans *o, struct worker *w, const pid_t *pids,
+orphans_walked(struct orphans *o, struct orphan_owner *w, const pid_t *pids,
     size_t n)
 {
 	struct desc *d;
@@ -526,16 +524,16 @@ orphans_walked(struct orphans *o, struct worker *w, const pid_t *pids,
 			d = xcalloc(1, sizeof *d);
 			d->node.pid = pids[i];
 			ph_put(&o->descs, &d->node);
-		} else if (d->worker == NULL) {
+		} else if (d->owner == NULL) {
 			/* The pid of a dead worker's process, reused. */
 			TAILQ_REMOVE(&o->doomed, d, doomed);
 		}
-		d->worker = w;
+		d->owner = w;
 		d->stamp = w->walk_gen;
 	}
 	for (i = 0; i < w->ndesc; i++) {
 		d = (struct desc *)ph_get(&o->descs, w->desc[i]);
-		if (d == NULL || d->worker != w || d->stamp == w->walk_gen)
+		if (d == NULL || d->owner != w || d->stamp == w->walk_gen)
 			continue;
 		/* Gone from its tree: dead, or re-parented to us, which the
 		 * sweep would see only after this entry is gone. */
@@ -554,13 +552,14 @@ orphans_walked(struct orphans *o, struct worker *w, const pid_t *pids,
 }
 
 size_t
-orphans_roots(struct orphans *o, struct worker *w, pid_t *pids, size_t max)
+orphans_roots(struct orphans *o, struct orphan_owner *w, pid_t *pids,
+    size_t max)
 {
 	struct orphan *or;
 	size_t n = 0;
 
 	(void)o;
-	LIST_FOREACH(or, &w->orphans, entry) {
+	LIST_FOREACH(or, &w->list, entry) {
 		if (n == max)
 			break;
 		if (!or->killed)
@@ -570,33 +569,33 @@ orphans_roots(struct orphans *o, struct worker *w, pid_t *pids, size_t max)
 }
 
 void
-orphans_kill_worker(struct orphans *o, struct worker *w)
+orphans_kill_owner(struct orphans *o, struct orphan_owner *w)
 {
 	struct orphan *or;
 
 	(void)o;
-	LIST_FOREACH(or, &w->orphans, entry)
+	LIST_FOREACH(or, &w->list, entry)
 		orphan_kill(or);
 }
 
 void
-orphans_worker_gone(struct orphans *o, struct worker *w)
+orphans_owner_gone(struct orphans *o, struct orphan_owner *w)
 {
 	struct orphan *or;
 	struct desc *d;
 	size_t i;
 
-	while ((or = LIST_FIRST(&w->orphans)) != NULL) {
+	while ((or = LIST_FIRST(&w->list)) != NULL) {
 		orphan_kill(or);
 		LIST_REMOVE(or, entry);
-		or->worker = NULL;
+		or->owner = NULL;
 		LIST_INSERT_HEAD(&o->unknown, or, entry);	/* until reaped */
 	}
 	for (i = 0; i < w->ndesc; i++) {
 		d = (struct desc *)ph_get(&o->descs, w->desc[i]);
-		if (d == NULL || d->worker != w)
+		if (d == NULL || d->owner != w)
 			continue;
-		d->worker = NULL;
+		d->owner = NULL;
 		d->doomed_at = o->sweeps;
 		TAILQ_INSERT_TAIL(&o->doomed, d, doomed);
 	}

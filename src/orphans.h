@@ -16,15 +16,46 @@
 #ifndef RECYCLERD_ORPHANS_H
 #define RECYCLERD_ORPHANS_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/queue.h>
 #include <sys/types.h>
 
+#include "log.h"
+
+struct orphan;
 struct orphans;
 struct recyclerd;
-struct worker;
 
+LIST_HEAD(orphan_list, orphan);
+
+/*
+ * What this module keeps for each worker, embedded in it (struct worker's
+ * orph): orphans.c knows nothing of workers or pools, only these.
+ */
+struct orphan_owner {
+	struct orphan_list list;	/* its adopted orphans */
+	pid_t		*desc;		/* descendants its last walk saw */
+	size_t		 ndesc, desc_cap;
+	unsigned int	 walk_gen;
+	bool		 killed;	/* its tree is being killed */
+	struct log_ctx	 ctx;		/* its pool, slot and pid, for logs */
+};
+
+/*
+ * How the daemon names an owner: the live worker with that pid, or the
+ * oldest in that slot of that pool (RECYCLERD_POOL, RECYCLERD_WORKER).
+ * NULL when there is none.
+ */
+struct orphans_find {
+	struct orphan_owner *(*by_pid)(struct recyclerd *, pid_t);
+	struct orphan_owner *(*by_slot)(struct recyclerd *, const char *pool,
+	    unsigned long slot);
+};
+
+void		 orphan_owner_init(struct orphan_owner *, struct log_ctx);
 /* Start the sweep timer and the catch-all child watcher. */
-struct orphans	*orphans_new(struct recyclerd *);
+struct orphans	*orphans_new(struct recyclerd *, const struct orphans_find *);
 /* After the loop: SIGKILL every child left but the guard, reap, free. */
 void		 orphans_free(struct orphans *);
 /* Sweep every interval seconds (the shortest sample_interval). */
@@ -33,15 +64,15 @@ void		 orphans_set_interval(struct orphans *, double interval);
 void		 orphans_sweep(struct orphans *);
 
 /* The pids seen in w's tree walk (pids[0] is the worker itself). */
-void		 orphans_walked(struct orphans *, struct worker *,
+void		 orphans_walked(struct orphans *, struct orphan_owner *,
 		    const pid_t *pids, size_t n);
 /* Its live orphans, the extra roots of its tree; returns the count. */
-size_t		 orphans_roots(struct orphans *, struct worker *, pid_t *pids,
-		    size_t max);
+size_t		 orphans_roots(struct orphans *, struct orphan_owner *,
+		    pid_t *pids, size_t max);
 /* SIGKILL its orphans and their trees. */
-void		 orphans_kill_worker(struct orphans *, struct worker *);
-/* w is being freed: its orphans are killed, and any process seen in its
- * tree that reaches us later is killed on sight. */
-void		 orphans_worker_gone(struct orphans *, struct worker *);
+void		 orphans_kill_owner(struct orphans *, struct orphan_owner *);
+/* Its worker is being freed: its orphans are killed, and any process seen
+ * in its tree that reaches us later is killed on sight. */
+void		 orphans_owner_gone(struct orphans *, struct orphan_owner *);
 
 #endif /* RECYCLERD_ORPHANS_H */

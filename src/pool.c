@@ -367,7 +367,7 @@ pool_note_overshoot(struct pool *p, const struct worker *w)
 	p->overshoot_sum += ratio;
 }
 
-void
+static void
 pool_worker_state(struct pool *p, struct worker *w, enum worker_state prev)
 {
 	struct slot *s = p->slots[w->slot];
@@ -560,9 +560,65 @@ pool_spawn_failed(struct pool *p, unsigned int slot)
 	slot_backoff(s, delay_ms);
 }
 
+/* What the workers tell us (struct worker_ops). */
+static void pool_worker_state(struct pool *, struct worker *,
+    enum worker_state);
+static void pool_worker_exited(struct pool *, struct worker *, int);
+static void pool_worker_timeout(struct pool *, struct worker *);
+static void pool_worker_event(struct pool *, struct worker *);
+
+static void
+on_worker_state(struct worker *w, enum worker_state prev)
+{
+	pool_worker_state(w->pool, w, prev);
+}
+
+static void
+on_worker_exited(struct worker *w, int status)
+{
+	pool_worker_exited(w->pool, w, status);
+}
+
+static void
+on_worker_timeout(struct worker *w)
+{
+	pool_worker_timeout(w->pool, w);
+}
+
+static void
+on_worker_event(struct worker *w)
+{
+	pool_worker_event(w->pool, w);
+}
+
+static const struct worker_ops pool_worker_ops = {
+	.state = on_worker_state,
+	.exited = on_worker_exited,
+	.timeout = on_worker_timeout,
+	.event = on_worker_event,
+};
+
+/* What its workers are started with. */
+static struct worker_host
+pool_host(struct pool *p)
+{
+	return (struct worker_host){
+		.rd = p->rd,
+		.pool = p,
+		.name = p->name,
+		.ops = &pool_worker_ops,
+		.env = p->env,
+		.groups = p->groups,
+		.ngroups = p->ngroups,
+		.sockets = &p->sockets,
+		.cg = p->cg,
+	};
+}
+
 static struct worker *
 pool_spawn(struct pool *p, unsigned int slot)
 {
+	struct worker_host host = pool_host(p);
 	struct worker *w;
 
 	if (p->spawned_now >= SPAWN_BATCH) {
@@ -572,7 +628,7 @@ pool_spawn(struct pool *p, unsigned int slot)
 	}
 	p->spawned_now++;
 
-	w = worker_spawn(p, slot, ++p->next_gen, p->snap, p->cfg);
+	w = worker_spawn(&host, slot, ++p->next_gen, p->snap, p->cfg);
 	if (w == NULL) {
 		pool_spawn_failed(p, slot);
 		return NULL;
@@ -1087,7 +1143,7 @@ pool_sample_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 /* A kernel threshold event (or its confirming timer): sample now, and
  * confirm quickly rather than at the next sweep. */
-void
+static void
 pool_worker_event(struct pool *p, struct worker *w)
 {
 	if (w->state != WS_READY)
@@ -1113,7 +1169,7 @@ pool_record_start(struct pool *p, double seconds)
 	p->start_median = policy_median(v, n);
 }
 
-void
+static void
 pool_worker_ready(struct pool *p, struct worker *w)
 {
 	struct worker *old = w->replaces;
@@ -1141,7 +1197,7 @@ pool_worker_ready(struct pool *p, struct worker *w)
 		pool_check_worker(p, w, mono_now(), true);
 }
 
-void
+static void
 pool_worker_timeout(struct pool *p, struct worker *w)
 {
 	char d[32];
@@ -1220,7 +1276,7 @@ pool_count_exit(struct pool *p, const struct worker *w, bool oom,
 	p->exits[i]++;
 }
 
-void
+static void
 pool_worker_exited(struct pool *p, struct worker *w, int status)
 {
 	/* Messages it sent before exiting (its last TASKS=, a STOPPING=1
@@ -1525,6 +1581,19 @@ pool_find_any(struct recyclerd *rd, const char *name)
 	LIST_FOREACH(p, &rd->pools, entry)
 		if (strcmp(p->name, name) == 0)
 			return p;
+	return NULL;
+}
+
+struct worker *
+pool_slot_oldest(struct recyclerd *rd, const char *name, unsigned long slot)
+{
+	struct worker *w;
+	struct pool *p;
+
+	LIST_FOREACH(p, &rd->pools, entry)
+		if (strcmp(p->name, name) == 0 && slot < p->nslots &&
+		    (w = TAILQ_FIRST(&p->slots[slot]->members)) != NULL)
+			return w;
 	return NULL;
 }
 

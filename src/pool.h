@@ -137,6 +137,9 @@ extern const double pool_overshoot_bounds[OVERSHOOT_BUCKETS];
  * a removed one still draining included. NULL if none. */
 struct pool	*pool_find(struct recyclerd *, const char *name);
 struct pool	*pool_find_any(struct recyclerd *, const char *name);
+/* The oldest process in that slot of a pool of that name, or NULL. */
+struct worker	*pool_slot_oldest(struct recyclerd *, const char *name,
+		    unsigned long slot);
 
 /*
  * Create a pool for section cfg of snap and start its workers, with the
@@ -181,17 +184,8 @@ bool		 pool_is_settled(const struct pool *);
 unsigned int	 pool_count(const struct pool *, int state);
 const char	*pool_state_name(enum pool_state);
 
-/* From worker.c and notify. */
-/* w went from state prev to its current one (worker_set_state). */
-void		 pool_worker_state(struct pool *, struct worker *,
-		    enum worker_state prev);
-void		 pool_worker_ready(struct pool *, struct worker *);
-/* Called from the worker's ev_child callback: frees w. */
-void		 pool_worker_exited(struct pool *, struct worker *, int status);
-void		 pool_worker_timeout(struct pool *, struct worker *);
+/* A worker's notify message (main.c reads the notify socket). */
 void		 pool_worker_notify(struct pool *, struct worker *, char *buf,
 		    size_t len);
-/* A cgroup threshold event fired for w: sample it now. */
-void		 pool_worker_event(struct pool *, struct worker *);
 
 #endif /* RECYCLERD_POOL_H */

@@ -24,9 +24,9 @@
 #include "cgroup.h"
 #include "config.h"
 #include "guard.h"
+#include "listen.h"
 #include "orphans.h"
 #include "output.h"
-#include "pool.h"
 #include "recyclerd.h"
 #include "spawn.h"
 #include "spawner.h"
@@ -159,7 +159,7 @@ signal_reaped_session(struct worker *w, int sig)
 	 * nothing to scan for; a child it forked since then was re-parented
 	 * to us when it died, and orphans.c takes it from there.
 	 */
-	if (w->samples > 0 && w->last.nprocs <= 1 && LIST_EMPTY(&w->orphans))
+	if (w->samples > 0 && w->last.nprocs <= 1 && LIST_EMPTY(&w->orph.list))
 		return;
 	if ((d = opendir("/proc")) == NULL)
 		return;
@@ -214,7 +214,7 @@ worker_state_name(enum worker_state s)
 struct log_ctx
 worker_ctx(const struct worker *w)
 {
-	return (struct log_ctx){ .pool = w->pool->name, .worker = (int)w->slot,
+	return (struct log_ctx){ .pool = w->pool_name, .worker = (int)w->slot,
 		.pid = w->pid };
 }
 
@@ -232,7 +232,8 @@ worker_set_state(struct worker *w, enum worker_state next)
 	wlog(w, LOG_DEBUG, "%s -> %s", state_names[prev], state_names[next]);
 	w->state = next;
 	w->state_mono = mono_now();
-	pool_worker_state(w->pool, w, prev);
+	w->orph.killed = next == WS_KILLED;
+	w->ops->state(w, prev);
 }
 
 void
@@ -261,7 +262,7 @@ worker_exec_status(struct worker *w)
 
 	if (w->exec_fd == -1 || spawn_status(w->exec_fd, &se) == 0)
 		return;
-	ev_io_stop(w->pool->rd->loop, &w->exec_io);
+	ev_io_stop(w->rd->loop, &w->exec_io);
 	close(w->exec_fd);
 	w->exec_fd = -1;
 	if (se.err != 0) {
@@ -290,7 +291,7 @@ worker_child_cb(struct ev_loop *loop, ev_child *c, int revents)
 	w->reaped = true;		/* its pid is free from now on */
 	w->reaped_ticks = boot_ticks();
 	worker_exec_status(w);		/* a failed exec is no crash */
-	pool_worker_exited(w->pool, w, c->rstatus);	/* frees w */
+	w->ops->exited(w, c->rstatus);	/* frees w */
 }
 
 /* Every process of the tree, SIGKILL. */
@@ -302,7 +303,7 @@ kill_tree(struct worker *w)
 
 	/* Outside its session, perhaps outside its cgroup (found by
 	 * environment): by pidfd, whatever the rest takes. */
-	orphans_kill_worker(w->pool->rd->orphans, w);
+	orphans_kill_owner(w->rd->orphans, &w->orph);
 	if (w->cg != NULL && cgroup_kill(w->cg) == 0)
 		return;
 	n = memprobe_tree(w->pid, pids, TREE_MAX);
@@ -320,7 +321,7 @@ worker_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)revents;
 	switch (w->state) {
 	case WS_STARTING:
-		pool_worker_timeout(w->pool, w);
+		w->ops->timeout(w);
 		break;
 	case WS_DRAINING:
 		wlog(w, LOG_WARNING, "still running %.1fs after %s, killing "
@@ -331,7 +332,7 @@ worker_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		break;
 	case WS_READY:
 		/* A confirming sample after a threshold event. */
-		pool_worker_event(w->pool, w);
+		w->ops->event(w);
 		break;
 	case WS_KILLED:
 		break;
@@ -346,13 +347,13 @@ worker_cg_event_cb(struct ev_loop *loop, ev_io *io, int revents)
 	(void)loop;
 	(void)revents;
 	if (cgroup_threshold_consume(w->cg))
-		pool_worker_event(w->pool, w);
+		w->ops->event(w);
 }
 
 void
 worker_arm_events(struct worker *w)
 {
-	struct ev_loop *loop = w->pool->rd->loop;
+	struct ev_loop *loop = w->rd->loop;
 	enum mem_metric metric = w->cfg->memory_metric;
 	uint64_t bytes = policy_prefilter(&w->limits);
 	bool use_high;
@@ -385,7 +386,7 @@ worker_disarm_events(struct worker *w)
 {
 	if (w->cg == NULL)
 		return;
-	ev_io_stop(w->pool->rd->loop, &w->cg_event);
+	ev_io_stop(w->rd->loop, &w->cg_event);
 	(void)cgroup_threshold_arm(w->cg, 0, false);
 	if (w->high_armed) {
 		/* Do not throttle it while it drains. */
@@ -397,7 +398,7 @@ worker_disarm_events(struct worker *w)
 void
 worker_confirm_soon(struct worker *w)
 {
-	struct ev_loop *loop = w->pool->rd->loop;
+	struct ev_loop *loop = w->rd->loop;
 
 	if (w->state != WS_READY || ev_is_active(&w->timer))
 		return;
@@ -410,7 +411,8 @@ worker_confirm_soon(struct worker *w)
  * Strings that the child completes with its pid are returned in pid_vars.
  */
 static char **
-worker_env(const struct worker *w, const struct pool *p, char *pid_vars[2])
+worker_env(const struct worker *w, const struct worker_host *p,
+    char *pid_vars[2])
 {
 	const struct pool_config *cfg = w->cfg;
 	size_t n = strv_len(p->env), i = 0, k;
@@ -422,18 +424,18 @@ worker_env(const struct worker *w, const struct pool *p, char *pid_vars[2])
 		env[i++] = xstrdup(p->env[k]);
 	xasprintf(&env[i++], "RECYCLERD_WORKER=%u", w->slot);
 	pid_vars[0] = pid_vars[1] = NULL;
-	if (p->sockets.n > 0) {
-		xasprintf(&env[i++], "LISTEN_FDS=%zu", p->sockets.n);
+	if (p->sockets->n > 0) {
+		xasprintf(&env[i++], "LISTEN_FDS=%zu", p->sockets->n);
 		xasprintf(&env[i], "LISTEN_PID=%16s", "");
 		pid_vars[0] = env[i++];
-		for (len = 0, k = 0; k < p->sockets.n; k++)
-			len += strlen(p->sockets.names[k]) + 1;
+		for (len = 0, k = 0; k < p->sockets->n; k++)
+			len += strlen(p->sockets->names[k]) + 1;
 		names = xmalloc(len + sizeof "LISTEN_FDNAMES=");
 		strcpy(names, "LISTEN_FDNAMES=");
-		for (k = 0; k < p->sockets.n; k++) {
+		for (k = 0; k < p->sockets->n; k++) {
 			if (k > 0)
 				strcat(names, ":");
-			strcat(names, p->sockets.names[k]);
+			strcat(names, p->sockets->names[k]);
 		}
 		env[i++] = names;
 	}
@@ -449,12 +451,15 @@ worker_env(const struct worker *w, const struct pool *p, char *pid_vars[2])
 
 /* A worker not yet started: its fields, limits and watchers. */
 static struct worker *
-worker_new(struct pool *p, unsigned int slot, unsigned int gen,
+worker_new(const struct worker_host *p, unsigned int slot, unsigned int gen,
     struct config *snap, const struct pool_config *cfg)
 {
 	struct worker *w = xcalloc(1, sizeof *w);
 
-	w->pool = p;
+	w->pool = p->pool;
+	w->rd = p->rd;
+	w->pool_name = p->name;
+	w->ops = p->ops;
 	w->slot = slot;
 	w->gen = gen;
 	w->snap = config_ref(snap);
@@ -469,14 +474,14 @@ worker_new(struct pool *p, unsigned int slot, unsigned int gen,
 	w->exec_fd = -1;
 	w->pidfd = -1;
 	ev_io_init(&w->cg_event, worker_cg_event_cb, -1, EV_READ);
-	LIST_INIT(&w->orphans);
+	orphan_owner_init(&w->orph, worker_ctx(w));
 	return w;
 }
 
 /* Its stdout and stderr: journal streams, or pipes we read (out[0],
  * err[0]); -1 where neither could be made. */
 static void
-worker_stdio(const struct pool *p, int out[2], int err[2])
+worker_stdio(const struct worker_host *p, int out[2], int err[2])
 {
 	if (log_to_journal()) {
 		/* Straight into the journal, one identifier per pool. */
@@ -494,7 +499,7 @@ worker_stdio(const struct pool *p, int out[2], int err[2])
 
 /* What the spawner needs to start it; env is the caller's to free. */
 static void
-worker_request(const struct worker *w, const struct pool *p, char **env,
+worker_request(const struct worker *w, const struct worker_host *p, char **env,
     int stdout_fd, int stderr_fd, struct spawn_req *req)
 {
 	const struct pool_config *cfg = w->cfg;
@@ -507,8 +512,8 @@ worker_request(const struct worker *w, const struct pool *p, char **env,
 	req->gid = cfg->gid;
 	req->groups = p->groups;
 	req->ngroups = p->ngroups;
-	req->fds = p->sockets.fds;
-	req->nfds = p->sockets.n;
+	req->fds = p->sockets->fds;
+	req->nfds = p->sockets->n;
 	req->stdout_fd = stdout_fd;
 	req->stderr_fd = stderr_fd;
 	req->cgroup_dir_fd = w->cg ? cgroup_dir_fd(w->cg) : -1;
@@ -521,7 +526,7 @@ worker_request(const struct worker *w, const struct pool *p, char **env,
 }
 
 struct worker *
-worker_spawn(struct pool *p, unsigned int slot, unsigned int gen,
+worker_spawn(const struct worker_host *p, unsigned int slot, unsigned int gen,
     struct config *snap, const struct pool_config *cfg)
 {
 	struct recyclerd *rd = p->rd;
@@ -561,6 +566,7 @@ worker_spawn(struct pool *p, unsigned int slot, unsigned int gen,
 	}
 
 	w->pid = pid;
+	w->orph.ctx.pid = pid;
 	w->pidfd = pid_open(pid);	/* unreaped: it is our child */
 	ev_child_set(&w->child, pid, 0);
 	ev_child_start(rd->loop, &w->child);	/* before the loop runs */
@@ -594,14 +600,14 @@ worker_free(struct worker *w)
 
 	if (w == NULL)
 		return;
-	rd = w->pool->rd;
+	rd = w->rd;
 	ev_child_stop(rd->loop, &w->child);
 	ev_timer_stop(rd->loop, &w->timer);
 	ev_io_stop(rd->loop, &w->cg_event);
 	ev_io_stop(rd->loop, &w->exec_io);
 	if (w->exec_fd != -1)
 		close(w->exec_fd);
-	orphans_worker_gone(rd->orphans, w);
+	orphans_owner_gone(rd->orphans, &w->orph);
 	if (w->pidfd != -1)
 		close(w->pidfd);
 	if (w->log_limit.suppressed > 0)
@@ -620,7 +626,7 @@ void
 worker_set_ready(struct worker *w)
 {
 	w->ready_mono = mono_now();
-	ev_timer_stop(w->pool->rd->loop, &w->timer);
+	ev_timer_stop(w->rd->loop, &w->timer);
 	worker_set_state(w, WS_READY);
 	wlog(w, LOG_INFO, "ready after %.3fs", w->ready_mono - w->spawn_mono);
 	worker_arm_events(w);
@@ -629,7 +635,7 @@ worker_set_ready(struct worker *w)
 void
 worker_drain(struct worker *w, enum reason why, uint64_t timeout_ms)
 {
-	struct ev_loop *loop = w->pool->rd->loop;
+	struct ev_loop *loop = w->rd->loop;
 
 	if (w->state == WS_KILLED)
 		return;
@@ -669,7 +675,7 @@ worker_kill(struct worker *w, enum reason why)
 {
 	if (w->state != WS_DRAINING || w->stop_reason == REASON_NONE)
 		w->stop_reason = why;
-	ev_timer_stop(w->pool->rd->loop, &w->timer);
+	ev_timer_stop(w->rd->loop, &w->timer);
 	worker_disarm_events(w);
 	worker_set_state(w, WS_KILLED);
 	kill_tree(w);
@@ -683,23 +689,23 @@ worker_kill_leftovers(struct worker *w)
 	if (w->cg != NULL)
 		(void)cgroup_kill(w->cg);
 	worker_signal_group(w, SIGKILL);
-	orphans_kill_worker(w->pool->rd->orphans, w);
+	orphans_kill_owner(w->rd->orphans, &w->orph);
 }
 
 /* Sample its tree with its orphans, and tell orphans.c what the walk saw. */
 static int
 worker_probe(struct worker *w, bool with_smaps, struct mem_sample *s)
 {
-	struct orphans *o = w->pool->rd->orphans;
+	struct orphans *o = w->rd->orphans;
 	pid_t extra[64];
 	const pid_t *seen;
 	size_t n;
 
-	n = orphans_roots(o, w, extra, nitems(extra));
+	n = orphans_roots(o, &w->orph, extra, nitems(extra));
 	if (memprobe_sample_roots(w->probe, extra, n, with_smaps, s) == -1)
 		return -1;
 	if ((n = memprobe_last_walk(w->probe, &seen)) > 0)
-		orphans_walked(o, w, seen, n);
+		orphans_walked(o, &w->orph, seen, n);
 	return 0;
 }
 
@@ -715,7 +721,7 @@ worker_probe_exact(struct worker *w, double now, struct mem_sample *s)
 	    now < w->exact_mono) {
 		/* Not worker_probe(): what the walk saw is the sampler's to
 		 * tell orphans.c. */
-		n = orphans_roots(w->pool->rd->orphans, w, extra,
+		n = orphans_roots(w->rd->orphans, &w->orph, extra,
 		    nitems(extra));
 		if (memprobe_sample_roots(w->probe, extra, n, true,
 		    &w->exact) == -1)
@@ -761,7 +767,7 @@ worker_sample(struct worker *w, double now, bool force_smaps)
 		growth_add(&w->growth, now, w->tasks, v);
 	} else {
 		bool smaps_now = (metric == METRIC_PSS || metric == METRIC_USS) &&
-		    (force_smaps || w->pool->rd->no_prefilter);
+		    (force_smaps || w->rd->no_prefilter);
 
 		if (worker_probe(w, smaps_now, &s) == -1)
 			return -1;

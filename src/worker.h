@@ -5,7 +5,8 @@
  * A worker owns its pid, its ev_child, its one timer (ready_timeout while
  * starting, the drain deadline while draining), its memory probe and its
  * recent samples. It does not decide when to start, recycle or respawn:
- * pool.c does, and pool.c frees workers (pool_worker_exited).
+ * pool.c does, through the worker_ops it gives, and pool.c frees workers
+ * (its exited callback).
  *
  * The struct is visible to pool.c and control.c, which read its fields;
  * only worker.c and pool.c write them.
@@ -24,15 +25,17 @@
 #include "heap.h"
 #include "log.h"
 #include "memprobe.h"
+#include "orphans.h"
 #include "policy.h"
 #include "util.h"
 
+struct cgroup;
 struct config;
-struct orphan;
+struct listen_set;
 struct pool;
 struct pool_config;
-
-LIST_HEAD(orphan_list, orphan);
+struct recyclerd;
+struct worker;
 
 enum worker_state {
 	WS_STARTING,		/* forked, not yet ready */
@@ -46,12 +49,44 @@ enum worker_state {
  * NOTIFY_MAX, and invalid bytes grow threefold into U+FFFD. */
 #define STATUS_MAX	4096
 
+/*
+ * What a worker tells its owner. pool.c gives these at spawn: the worker
+ * calls no function of the pool module, so dependencies point one way,
+ * pool -> worker.
+ */
+struct worker_ops {
+	/* w went from prev to its current state. */
+	void	(*state)(struct worker *, enum worker_state prev);
+	/* It was reaped: the owner records the exit and frees w. */
+	void	(*exited)(struct worker *, int status);
+	/* ready_timeout passed while it was starting. */
+	void	(*timeout)(struct worker *);
+	/* A cgroup threshold event fired, or a confirming sample is due. */
+	void	(*event)(struct worker *);
+};
+
+/* What a worker is started with besides its pool section: its pool's. */
+struct worker_host {
+	struct recyclerd *rd;
+	struct pool	*pool;		/* the owner, opaque here */
+	const char	*name;		/* the pool's; outlives its workers */
+	const struct worker_ops *ops;
+	char *const	*env;		/* base environment */
+	const gid_t	*groups;	/* supplementary groups of user */
+	size_t		 ngroups;
+	const struct listen_set *sockets; /* held for every worker */
+	struct cgroup	*cg;		/* the pool's group, or NULL */
+};
+
 struct worker {
 	TAILQ_ENTRY(worker) entry;
 	TAILQ_ENTRY(worker) slot_entry;	/* its slot's members */
 	struct heap_node pending_node;	/* waiting for a recycle place */
 	bool		 pending;
 	struct pool	*pool;		/* owner; outlives the worker */
+	struct recyclerd *rd;
+	const char	*pool_name;	/* its pool's name */
+	const struct worker_ops *ops;	/* its pool's */
 	unsigned int	 slot;		/* RECYCLERD_WORKER, stable */
 	unsigned int	 gen;		/* process number within the pool */
 
@@ -110,19 +145,17 @@ struct worker {
 	ev_io		 exec_io;
 
 	/* Its processes re-parented to the daemon, and the descendants its
-	 * last tree walk saw (orphans.c owns both). */
-	struct orphan_list orphans;
-	pid_t		*desc;
-	size_t		 ndesc, desc_cap;
-	unsigned int	 walk_gen;
+	 * last tree walk saw (orphans.c's). */
+	struct orphan_owner orph;
 };
 
 /*
- * Start a worker in slot for pool with its pool section cfg of snap. Returns
- * NULL if no process could be created (logged); a worker whose exec failed
- * is returned with failed set: its ev_child reports the exit.
+ * Start a worker in slot for the pool described by host, with its pool
+ * section cfg of snap. Returns NULL if no process could be created
+ * (logged); a worker whose exec failed is returned with failed set: its
+ * ev_child reports the exit.
  */
-struct worker	*worker_spawn(struct pool *, unsigned int slot,
+struct worker	*worker_spawn(const struct worker_host *, unsigned int slot,
 		    unsigned int gen, struct config *snap,
 		    const struct pool_config *cfg);
 /* Stop its watchers and free it; the process must be reaped. */
