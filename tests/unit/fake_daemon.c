@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fake_daemon.c - a daemon context held in memory for the control unit
- * tests and fuzzer, and stand-ins for the functions of pool.c, worker.c
- * and main.c that control.c and metrics.c call (config.c, log.c and
- * memprobe.c are the real ones). The stand-ins change only the fields a
- * status shows, so every request can be replayed any number of times.
+ * tests and fuzzer. Every module is the real one; the calls that would act
+ * on processes (recycle, scale, stop, start, an exact probe of a pid that
+ * is not ours) and the notify socket's counter (there is no socket) are
+ * wrapped at link time (ld --wrap): the wrappers count the calls and
+ * change only the fields a status shows, so every request can be replayed
+ * any number of times.
  */
 #include "fake_daemon.h"
 
@@ -31,39 +33,24 @@ int fake_reloads, fake_recycles, fake_scales, fake_stops, fake_starts;
 int fake_last_slot;
 unsigned int fake_last_scale;
 
-static const char *const pool_states[] = { "running", "stopped", "failed",
-	"removed" };
-static const char *const worker_states[] = { "starting", "ready",
-	"draining", "killed" };
+/* ---- wrapped calls (ld --wrap): what would act on processes ---- */
 
-/* ---- stand-ins ---- */
+int __wrap_pool_recycle(struct pool *, int, enum reason);
+void __wrap_pool_scale(struct pool *, unsigned int);
+void __wrap_pool_stop(struct pool *);
+void __wrap_pool_start(struct pool *);
+int __wrap_worker_probe_exact(struct worker *, double, struct mem_sample *);
+unsigned long long __wrap_notify_dropped_uid(const struct notify *);
 
-const char *
-pool_state_name(enum pool_state s)
+unsigned long long
+__wrap_notify_dropped_uid(const struct notify *n)
 {
-	return pool_states[s];
-}
-
-const char *
-worker_state_name(enum worker_state s)
-{
-	return worker_states[s];
-}
-
-unsigned int
-pool_count(const struct pool *p, int state)
-{
-	const struct worker *w;
-	unsigned int n = 0;
-
-	TAILQ_FOREACH(w, &p->workers, entry)
-		if (state < 0 || (int)w->state == state)
-			n++;
-	return n;
+	(void)n;
+	return 5;
 }
 
 int
-pool_recycle(struct pool *p, int slot, enum reason why)
+__wrap_pool_recycle(struct pool *p, int slot, enum reason why)
 {
 	struct worker *w;
 	int n = 0;
@@ -71,17 +58,17 @@ pool_recycle(struct pool *p, int slot, enum reason why)
 	(void)why;
 	fake_recycles++;
 	fake_last_slot = slot;
+	if (slot >= 0 && (unsigned int)slot >= p->nslots)
+		return -1;
 	TAILQ_FOREACH(w, &p->workers, entry)
 		if ((slot < 0 || w->slot == (unsigned int)slot) &&
 		    w->state == WS_READY)
 			n++;
-	if (slot >= 0 && (unsigned int)slot >= p->nslots)
-		return -1;
 	return n;
 }
 
 void
-pool_scale(struct pool *p, unsigned int n)
+__wrap_pool_scale(struct pool *p, unsigned int n)
 {
 	fake_scales++;
 	fake_last_scale = n;
@@ -89,28 +76,31 @@ pool_scale(struct pool *p, unsigned int n)
 }
 
 void
-pool_stop(struct pool *p)
+__wrap_pool_stop(struct pool *p)
 {
 	fake_stops++;
 	p->state = POOL_STOPPED;
 }
 
 void
-pool_start(struct pool *p)
+__wrap_pool_start(struct pool *p)
 {
 	fake_starts++;
 	p->state = POOL_RUNNING;
 }
 
-struct pool *
-pool_find(struct recyclerd *rd, const char *name)
+/* status --exact reads smaps_rollup of pids that are not ours: pretend. */
+int
+__wrap_worker_probe_exact(struct worker *w, double now, struct mem_sample *s)
 {
-	struct pool *p;
-
-	LIST_FOREACH(p, &rd->pools, entry)
-		if (p->state != POOL_REMOVED && strcmp(p->name, name) == 0)
-			return p;
-	return NULL;
+	(void)now;
+	if (w->pid == 0 || w->last.rss == 0)
+		return -1;
+	*s = w->last;
+	s->has_smaps = true;
+	s->pss = w->last.rss * 3 / 4;
+	s->uss = w->last.rss / 2;
+	return 0;
 }
 
 static int
@@ -125,43 +115,6 @@ fake_reload(struct recyclerd *rd, char **err)
 		    "wrokers: unknown key\n/etc/recyclerd/recyclerd.conf:4: "
 		    "[pool web] recycle_memory = 12Q: invalid size");
 	return -1;
-}
-
-/* status --exact reads smaps_rollup: pretend it did. */
-int
-worker_probe_exact(struct worker *w, double now, struct mem_sample *s)
-{
-	(void)now;
-	if (w->pid == 0 || w->last.rss == 0)
-		return -1;
-	*s = w->last;
-	s->has_smaps = true;
-	s->pss = w->last.rss * 3 / 4;
-	s->uss = w->last.rss / 2;
-	return 0;
-}
-
-double
-worker_uptime(const struct worker *w, double now)
-{
-	return now - w->spawn_mono;
-}
-
-unsigned int
-pool_max_recycling(const struct pool *p)
-{
-	return p->cfg->max_recycling ? p->cfg->max_recycling : 1;
-}
-
-const double pool_overshoot_bounds[OVERSHOOT_BUCKETS] = {
-	1.0, 1.1, 1.25, 1.5, 2.0, 4.0, INFINITY,
-};
-
-unsigned long long
-notify_dropped_uid(const struct notify *n)
-{
-	(void)n;
-	return 5;
 }
 
 /* ---- the fake daemon ---- */
@@ -231,6 +184,7 @@ fake_worker(struct pool *p, unsigned int slot, pid_t pid,
 		    w->last.rss + (uint64_t)i * 1000000);
 	TAILQ_INSERT_TAIL(&p->workers, w, entry);
 	p->nworkers++;
+	p->nstate[state]++;
 	p->spawns++;
 	return w;
 }
