@@ -493,6 +493,8 @@ pool_json(struct pool *p)
 	add(o, "overshoot_drains", j_u64(p->overshoot_drains));
 	add(o, "prespawns", j_u64(p->prespawns));
 	add(o, "start_time", p->nstart ? j_double(p->start_median, 3) : NULL);
+	add(o, "start_horizon", p->nstart ? j_double(p->start_horizon, 3) :
+	    NULL);
 
 	add(o, "metric", json_object_new_string(
 	    mem_metric_name(p->cfg->memory_metric)));

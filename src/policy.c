@@ -191,6 +191,22 @@ policy_predict_cross(uint64_t memory, uint64_t limit, double growth_per_s,
 	return (double)(limit - memory) / growth_per_s <= horizon_s;
 }
 
+double
+policy_start_horizon(const double *ring, size_t ring_size, size_t n,
+    size_t next)
+{
+	double h = 0.0;
+	size_t i, k = n < PRESPAWN_RECENT ? n : PRESPAWN_RECENT;
+
+	for (i = 1; i <= k; i++) {
+		double v = ring[(next + ring_size - i) % ring_size];
+
+		if (v > h)
+			h = v;
+	}
+	return h;
+}
+
 unsigned int
 policy_max_recycling(unsigned int configured, unsigned int workers,
     unsigned int ncpu)

@@ -113,6 +113,17 @@ bool	policy_predict_cross(uint64_t memory, uint64_t limit,
 unsigned int policy_max_recycling(unsigned int configured,
 	    unsigned int workers, unsigned int ncpu);
 
+/*
+ * Prespawn's horizon: how long a replacement started now will take to be
+ * ready, from the pool's recent start times (ring[0..n), newest at
+ * ring[(next - 1) % ring_size]): the slowest of the last PRESPAWN_RECENT,
+ * since under load a replacement starts slower than the pool's first,
+ * quiet starts, and being early costs less than being late. 0 when n == 0.
+ */
+#define PRESPAWN_RECENT	4
+double	policy_start_horizon(const double *ring, size_t ring_size, size_t n,
+	    size_t next);
+
 /* Median of v[0..n) (sorts v); 0 when n == 0. */
 double	policy_median(double *v, size_t n);
 

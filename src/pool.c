@@ -980,11 +980,21 @@ pool_check_condemned(struct pool *p, struct worker *w)
 static void
 pool_check_prespawn(struct pool *p, struct worker *w)
 {
-	double rate, horizon = p->start_median +
+	double rate, horizon = p->start_horizon +
 	    (double)w->cfg->sample_interval_ms / 1000.0;
 	char detail[160], a[16], b[16], c[16];
 
+	w->smaps_lead = 0;
 	if (p->nstart == 0 || growth_per_sec(&w->growth, &rate) == -1 ||
+	    rate <= 0.0)
+		return;
+	/* The prediction needs the metric itself (pss, uss), and the sampler
+	 * reads it only near the limit: from as far below it as the worker
+	 * grows within the horizon. */
+	w->smaps_lead = (uint64_t)(rate * horizon);
+	if (w->smaps_lead > w->limits.recycle_memory / 2)
+		w->smaps_lead = w->limits.recycle_memory / 2;
+	if (!w->memory_exact ||
 	    !policy_predict_cross(w->memory, w->limits.recycle_memory, rate,
 	    horizon))
 		return;
@@ -993,7 +1003,7 @@ pool_check_prespawn(struct pool *p, struct worker *w)
 	    units_format_size(w->memory, a, sizeof a),
 	    units_format_size(w->limits.recycle_memory, b, sizeof b),
 	    (double)(w->limits.recycle_memory - w->memory) / rate,
-	    units_format_size((uint64_t)rate, c, sizeof c), p->start_median);
+	    units_format_size((uint64_t)rate, c, sizeof c), p->start_horizon);
 	p->prespawns++;
 	pool_want_recycle(p, w, REASON_MEMORY, detail);
 }
@@ -1038,7 +1048,7 @@ pool_check_worker(struct pool *p, struct worker *w, double now,
 	switch (v) {
 	case VERDICT_KEEP:
 		if (w->cfg->prespawn && w->recycle_reason == REASON_NONE &&
-		    w->memory_exact && !first)
+		    !first)
 			pool_check_prespawn(p, w);
 		break;
 	case VERDICT_BASELINE:
@@ -1167,6 +1177,8 @@ pool_record_start(struct pool *p, double seconds)
 	n = p->nstart < START_RING ? p->nstart : START_RING;
 	memcpy(v, p->start_s, n * sizeof *v);
 	p->start_median = policy_median(v, n);
+	p->start_horizon = policy_start_horizon(p->start_s, START_RING, n,
+	    p->nstart % START_RING);
 }
 
 static void

@@ -120,6 +120,7 @@ struct pool {
 	double		 start_s[START_RING];
 	unsigned int	 nstart;
 	double		 start_median;
+	double		 start_horizon;	/* policy_start_horizon() */
 	unsigned int	 ncpu;
 
 	/* Peak / recycle_memory of the workers recycled for memory, when

@@ -745,6 +745,9 @@ worker_sample(struct worker *w, double now, bool force_smaps)
 	floor_bytes = w->recycle_reason != REASON_NONE ?
 	    policy_condemned_floor(&w->limits, w->cfg->max_overshoot_ppm) :
 	    policy_prefilter(&w->limits);
+	if (w->recycle_reason == REASON_NONE && floor_bytes != 0)
+		floor_bytes = floor_bytes > w->smaps_lead + 1 ?
+		    floor_bytes - w->smaps_lead : 1;
 
 	/* Not opened at spawn (EMFILE, ENOMEM...): try again now; a gone
 	 * process says ESRCH, and its exit is on its way. */

@@ -122,6 +122,8 @@ struct worker {
 	double		 exact_mono;	/* when; 0 never */
 	unsigned int	 over_count;	/* consecutive samples over */
 	struct growth	 growth;
+	uint64_t	 smaps_lead;	/* prespawn: read smaps this far below
+					 * the prefilter, to predict in time */
 	double		 baseline_hold_until;	/* no memory recycle before */
 	double		 watchdog_mono;	/* last WATCHDOG=1 */
 

@@ -7,6 +7,8 @@ and a condemned worker is no longer read through smaps_rollup."""
 
 import json
 import re
+
+import pytest
 import socket
 
 from recyclerd import PYTHON, PY_WORKER, wait_for
@@ -125,23 +127,31 @@ def test_max_overshoot_drains_a_grower_that_waits(recyclerd, tmp_path):
     assert "drained at once past max_overshoot 50M" in e["detail"], e
 
 
-def test_prespawn_replaces_a_steady_grower_before_it_crosses(recyclerd):
+@pytest.mark.parametrize("metric_name", ["rss", "pss"])
+def test_prespawn_replaces_a_steady_grower_before_it_crosses(recyclerd,
+                                                             metric_name):
     # 20 MB/s, replacements ready in ~0.6 s: the replacement is started
-    # when the worker is ~0.7 s from 100M, not after it crossed.
+    # when the worker is ~0.7 s from 100M, not after it crossed. With pss
+    # the sampler must read smaps_rollup below the limit to predict it.
     recyclerd.write_config(
-        workers=1, ready="notify", memory_metric="rss",
+        workers=1, ready="notify", memory_metric=metric_name,
         recycle_memory="100M", recycle_samples=1, sample_interval="100ms",
         prespawn="yes", jitter="0",
         command=f"{PYTHON} {PY_WORKER} --leak 1M --interval 0.05 "
                 "--ready-delay 0.5")
     recyclerd.start()
-    line = recyclerd.wait_log(r"recycling \(memory\): rss \S+ predicted to "
-                              r"cross 100M in", timeout=20)
-    m = re.search(r"rss (\d+(?:\.\d+)?)M predicted", line.group(0))
+    line = recyclerd.wait_log(r"recycling \(memory\): %s \S+ predicted to "
+                              r"cross 100M in \S+s" % metric_name,
+                              timeout=20)
+    m = re.search(r"%s (\d+(?:\.\d+)?)M predicted to cross 100M in "
+                  r"(\d+\.\d+)s" % metric_name, line.group(0))
     assert m and float(m.group(1)) < 100, line
+    # A start time (0.5 s and more) ahead, not a sample or two before.
+    assert float(m.group(2)) >= 0.4, line
     wait_for(lambda: status(recyclerd)["prespawns"] >= 1, 5,
              what="prespawns counted")
     assert metric(recyclerd, 'recyclerd_prespawns_total{pool="web"}') >= 1
+    assert status(recyclerd)["start_horizon"] > 0.4
 
 
 def test_a_condemned_worker_is_not_read_through_smaps(recyclerd, tmp_path):

@@ -308,6 +308,29 @@ test_urgency_is_the_predicted_fraction_of_the_limit(void **state)
 }
 
 static void
+test_start_horizon_is_the_slowest_recent_start(void **state)
+{
+	double ring[8] = { 0 };
+	size_t next = 0, n = 0, i;
+
+	(void)state;
+	assert_true(policy_start_horizon(ring, 8, 0, 0) == 0.0);
+	/* Quiet starts first, then slow ones under load: the slow ones. */
+	for (i = 0; i < 6; i++, n++)
+		ring[next++ % 8] = 0.5;
+	ring[next++ % 8] = 1.4;
+	n++;
+	assert_true(policy_start_horizon(ring, 8, n, next % 8) == 1.4);
+	/* Four quiet starts later, the slow one is forgotten. */
+	for (i = 0; i < 4; i++, n++)
+		ring[next++ % 8] = 0.6;
+	assert_true(policy_start_horizon(ring, 8, 8, next % 8) == 0.6);
+	/* Wrapping around the ring. */
+	ring[next++ % 8] = 2.0;
+	assert_true(policy_start_horizon(ring, 8, 8, next % 8) == 2.0);
+}
+
+static void
 test_predicted_crossing(void **state)
 {
 	(void)state;
@@ -530,6 +553,7 @@ main(void)
 		cmocka_unit_test(test_reason_names_and_kinds),
 		cmocka_unit_test(test_overshoot_bound_and_condemned_floor),
 		cmocka_unit_test(test_urgency_is_the_predicted_fraction_of_the_limit),
+		cmocka_unit_test(test_start_horizon_is_the_slowest_recent_start),
 		cmocka_unit_test(test_predicted_crossing),
 		cmocka_unit_test(test_max_recycling_auto),
 		cmocka_unit_test(test_median),
