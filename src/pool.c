@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "children.h"
 #include "config.h"
 #include "events.h"
 #include "log.h"
@@ -1020,6 +1021,8 @@ pool_check_worker(struct pool *p, struct worker *w, double now,
 		pool_want_recycle(p, w, why, detail);
 		break;
 	}
+	if (w->cfg->recycle_scope == SCOPE_CHILDREN && w->state == WS_READY)
+		children_check(w, now);
 }
 
 /*

@@ -108,6 +108,8 @@ struct pool {
 	uint64_t	 spawns;
 	uint64_t	 overshoot_drains;	/* max_overshoot: no overlap */
 	uint64_t	 prespawns;		/* replacements started early */
+	/* recycle_scope = children: children drained or killed, by reason */
+	uint64_t	 child_recycles[REASON__COUNT];
 	/* Exits by reason, each exit counted once: REASON_* as recorded
 	 * (crash, oom, a recycle reason, scale, shutdown), and
 	 * EXIT_FAILED_START for any that never became ready. */

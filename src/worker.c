@@ -22,6 +22,7 @@
 #include <systemd/sd-journal.h>
 
 #include "cgroup.h"
+#include "children.h"
 #include "config.h"
 #include "guard.h"
 #include "orphans.h"
@@ -248,6 +249,9 @@ worker_set_limits(struct worker *w, const struct pool_config *cfg)
 	l->max_lifetime_ms = policy_jitter(cfg->max_lifetime_ms,
 	    cfg->jitter_ppm, w->jitter_u);
 	l->recycle_samples = cfg->recycle_samples ? cfg->recycle_samples : 1;
+	/* A prefork master: its children carry the limits (children.c). */
+	if (cfg->recycle_scope == SCOPE_CHILDREN)
+		policy_split_scope(l, l, NULL);
 }
 
 /*
@@ -609,6 +613,7 @@ worker_free(struct worker *w)
 		    w->log_limit.suppressed);
 	pidmap_del(&rd->pidmap, w->pid);
 	guard_del(rd->guard, w->pid);
+	children_free(w->children);
 	memprobe_free(w->probe);
 	cgroup_close(w->cg);
 	config_unref(w->snap);
@@ -695,6 +700,9 @@ worker_probe(struct worker *w, bool with_smaps, struct mem_sample *s)
 	const pid_t *seen;
 	size_t n;
 
+	/* A prefork master is its own process: children.c walks the rest. */
+	if (w->cfg->recycle_scope == SCOPE_CHILDREN)
+		return memprobe_sample_root(w->probe, with_smaps, s);
 	n = orphans_roots(o, w, extra, nitems(extra));
 	if (memprobe_sample_roots(w->probe, extra, n, with_smaps, s) == -1)
 		return -1;

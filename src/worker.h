@@ -115,6 +115,9 @@ struct worker {
 	pid_t		*desc;
 	size_t		 ndesc, desc_cap;
 	unsigned int	 walk_gen;
+
+	/* recycle_scope = children: its children (children.c), or NULL. */
+	struct children	*children;
 };
 
 /*
