@@ -187,13 +187,44 @@ class Load:
         self.thread.join(30)
 
 
-def run_children_case(d, get, nchildren, limit, recycles=4, timeout=60):
+@pytest.fixture
+def seen():
+    """Pids a test saw (masters, children). Torn down after `recyclerd`
+    (request it first): PHP-FPM writes its process titles over its
+    environment, where the harness looks for the test's marker, so
+    leftovers are checked here too, killed, and fail the test."""
+    pids = set()
+    yield pids
+    left = [p for p in pids if pid_alive(p)]
+    for p in left:
+        try:
+            os.kill(p, 9)
+        except ProcessLookupError:
+            pass
+    assert left == [], f"processes left behind: {left}"
+
+
+def ready_master(d):
+    """The pid of the pool's one worker once ready, from status (the
+    harness finds workers by their environment, which PHP-FPM
+    overwrites)."""
+    def ready():
+        pools = ask(d, "status web")["pools"]
+        ws = pools[0]["workers"]
+        return len(ws) == 1 and ws[0]["state"] == "ready" and ws[0]["pid"]
+    return wait_for(ready, timeout=20, what="the master ready")
+
+
+def run_children_case(d, seen, get, nchildren, limit, recycles=4,
+                      timeout=60):
     """Common part: load until `recycles` child recycles, then check them
     and the master. Returns (load, events)."""
     d.start()
-    (master,) = d.wait_ready_workers(1).values()
+    master = ready_master(d)
+    seen.add(master)
     wait_for(lambda: len(children_of(master)) == nchildren, timeout=20,
              what=f"{nchildren} children of the master")
+    seen.update(children_of(master))
     with Load(get) as load:
         wait_for(lambda: len([e for e in child_events(d)
                               if e["kind"] == "recycle"]) >= recycles,
@@ -215,8 +246,11 @@ def run_children_case(d, get, nchildren, limit, recycles=4, timeout=60):
     for e in recycled:
         wait_for(lambda: not pid_alive(e["child"]), timeout=10,
                  what=f"child {e['child']} gone")
+    seen.update(load.pids)
+    seen.update(children_of(master))
     assert pid_alive(master)
-    assert d.worker_pids() == [master]
+    assert [w["pid"] for w in ask(d, "status web")["pools"][0]["workers"]] \
+        == [master]
     assert worker_events(d) == []
     w = status_worker(d)
     assert w["pid"] == master and w["state"] == "ready", w
@@ -246,7 +280,7 @@ def metric_value(d, name, **labels):
 
 @pytest.mark.skipif(not os.access(GUNICORN, os.X_OK),
                     reason=f"{GUNICORN} not installed")
-def test_gunicorn_children_recycled_master_kept(recyclerd):
+def test_gunicorn_children_recycled_master_kept(seen, recyclerd):
     d = recyclerd
     limit = 48 * MiB
     sock = d.dir / "web.sock"
@@ -260,7 +294,8 @@ def test_gunicorn_children_recycled_master_kept(recyclerd):
         recycle_memory="48M",
         drain_timeout="10s",
         environment=f"{rd.MARKER}={d.test_id} LEAK_KB=256")
-    load, events = run_children_case(d, lambda: http_get(sock), 3, limit)
+    load, events = run_children_case(d, seen, lambda: http_get(sock), 3,
+                                     limit)
     assert load.failures == [], load.failures[:5]
     assert load.ok > 0
     # Children other than the first three served requests: the master
@@ -269,3 +304,82 @@ def test_gunicorn_children_recycled_master_kept(recyclerd):
     recycled = [e for e in events if e["kind"] == "recycle"]
     assert metric_value(d, "recyclerd_child_recycles_total", pool="web",
                         reason="memory") >= len(recycled)
+
+
+# --- uWSGI ----------------------------------------------------------------
+
+@pytest.mark.skipif(not os.access(UWSGI, os.X_OK) or not os.path.exists(
+    f"{UWSGI_PLUGINS}/python3_plugin.so"),
+    reason=f"{UWSGI} or its python3 plugin not installed")
+def test_uwsgi_children_recycled_master_kept(seen, recyclerd):
+    d = recyclerd
+    limit = 48 * MiB
+    sock = d.dir / "web.sock"
+    ini = d.dir / "uwsgi.ini"
+    # An ini file: a pool's line is too short for uWSGI's options.
+    ini.write_text(f"""[uwsgi]
+plugin-dir = {UWSGI_PLUGINS}
+plugin = python3
+master = true
+processes = 3
+http-socket = {sock}
+chdir = {APPS}
+module = leak_wsgi:application
+need-app = true
+die-on-term = true
+""")
+    d.write_config(
+        command=f"{UWSGI} --ini {ini}",
+        ready="notify",              # uWSGI sends READY=1
+        recycle_scope="children",
+        child_drain_signal="SIGHUP",  # a worker's graceful reload
+        recycle_memory="48M",
+        drain_timeout="10s",
+        environment=f"{rd.MARKER}={d.test_id} LEAK_KB=256")
+    load, events = run_children_case(d, seen, lambda: http_get(sock), 3,
+                                     limit)
+    # Reported, not asserted: uWSGI respawns a worker about a second
+    # after it exits (its master's cycle); requests queue on the socket
+    # meanwhile. Measured here: none failed.
+    print(f"uWSGI: {load.ok} requests served, {len(load.failures)} failed "
+          f"{load.failures[:3]}")
+    assert load.ok > 0
+    assert len(load.pids) > 3, load.pids
+
+
+# --- PHP-FPM --------------------------------------------------------------
+
+@pytest.mark.skipif(not os.access(PHP_FPM, os.X_OK),
+                    reason=f"{PHP_FPM} not installed")
+def test_php_fpm_children_recycled_master_kept(seen, recyclerd):
+    d = recyclerd
+    limit = 40 * MiB
+    sock = d.dir / "fpm.sock"
+    conf = d.dir / "php-fpm.conf"
+    script = d.dir / "leak.php"
+    shutil.copy(APPS / "leak.php", script)
+    # A static pool of 3 children on a unix socket; ffi.enable for the
+    # script's persistent leak; -R: the tests run as root.
+    conf.write_text(f"""[global]
+error_log = /proc/self/fd/2
+daemonize = no
+[www]
+listen = {sock}
+pm = static
+pm.max_children = 3
+php_admin_value[ffi.enable] = true
+""")
+    d.write_config(
+        command=f"{PHP_FPM} -F -R -y {conf}",
+        ready="notify",               # Debian's php-fpm sends READY=1
+        recycle_scope="children",
+        child_drain_signal="SIGQUIT",  # a child finishes its request
+        recycle_memory="40M",
+        drain_timeout="10s",
+        environment=f"{rd.MARKER}={d.test_id} LEAK_KB=512")
+    load, events = run_children_case(d, seen,
+                                     lambda: fcgi_get(sock, script), 3,
+                                     limit)
+    assert load.failures == [], load.failures[:5]
+    assert load.ok > 0
+    assert len(load.pids) > 3, load.pids
