@@ -538,6 +538,26 @@ pool_json(struct pool *p)
 	add(o, "overshoot_drains", j_u64(p->overshoot_drains));
 	add(o, "prespawns", j_u64(p->prespawns));
 	add(o, "start_time", p->nstart ? j_double(p->start_median, 3) : NULL);
+	add(o, "recycle_scope", json_object_new_string(
+	    recycle_scope_name(p->cfg->recycle_scope)));
+	if (p->cfg->recycle_scope == SCOPE_CHILDREN) {
+		/* Children the daemon drained or killed; not in "recycles",
+		 * which counts the pool's own processes. */
+		static const enum reason why[] = {
+			REASON_MEMORY, REASON_KILL_MEMORY, REASON_LIFETIME,
+		};
+		size_t i;
+
+		total = 0;
+		rec = json_object_new_object();
+		for (i = 0; i < nitems(why); i++) {
+			add(rec, reason_name(why[i]),
+			    j_u64(p->child_recycles[why[i]]));
+			total += p->child_recycles[why[i]];
+		}
+		add(o, "child_recycles", rec);
+		add(o, "child_recycles_total", j_u64(total));
+	}
 
 	add(o, "metric", json_object_new_string(
 	    mem_metric_name(p->cfg->memory_metric)));

@@ -592,6 +592,9 @@ print_pool(FILE *f, json_object *p)
 		if (*sep == ',')
 			fputc(')', f);
 	}
+	if (jget(p, "child_recycles_total") != NULL)
+		fprintf(f, ", child recycles %" PRIu64,
+		    ju64(p, "child_recycles_total"));
 	fprintf(f, ", crashes %" PRIu64, ju64(p, "crashes"));
 	if (ju64(p, "failed_starts"))
 		fprintf(f, ", failed starts %" PRIu64,

@@ -18,6 +18,7 @@ import os
 import shutil
 import socket
 import struct
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -264,6 +265,18 @@ def run_children_case(d, seen, get, nchildren, limit, recycles=4,
         assert c["threshold"] is not None and \
             limit * 0.95 <= c["threshold"] <= limit, c
         assert c["rss"] is not None and c["uptime"] >= 0, c
+    pool = ask(d, "status web")["pools"][0]
+    assert pool["recycle_scope"] == "children"
+    assert pool["child_recycles"]["memory"] >= len(recycled), pool
+    assert pool["recycles_total"] == 0 and pool["crashes"] == 0, pool
+    assert metric_value(d, "recyclerd_child_recycles_total", pool="web",
+                        reason="memory") >= len(recycled)
+    # recyclerctl's table: one "child" row per child, under the master.
+    out = subprocess.run([rd.RECYCLERCTL_BIN, "-s", str(d.control_path),
+                          "status"], capture_output=True, text=True,
+                         timeout=10 * rd.SLOW).stdout
+    rows = [line.split() for line in out.splitlines()]
+    assert len([r for r in rows if r and r[0] == "child"]) == nchildren, out
     return load, events
 
 
@@ -301,9 +314,87 @@ def test_gunicorn_children_recycled_master_kept(seen, recyclerd):
     # Children other than the first three served requests: the master
     # replaced the recycled ones.
     assert len(load.pids) > 3, load.pids
-    recycled = [e for e in events if e["kind"] == "recycle"]
-    assert metric_value(d, "recyclerd_child_recycles_total", pool="web",
-                        reason="memory") >= len(recycled)
+
+
+def gunicorn_pool(d, **keys):
+    sock = d.dir / "web.sock"
+    d.write_config(**{
+        "command": f"{GUNICORN} --workers 3 --preload --chdir {APPS} "
+                   "--graceful-timeout 5 leak_wsgi:application",
+        "listen": f"unix:{sock}",
+        "ready": "notify",
+        "recycle_scope": "children",
+        "recycle_memory": "48M",
+        "environment": f"{rd.MARKER}={d.test_id} LEAK_KB=256",
+        **keys})
+    return sock
+
+
+@pytest.mark.skipif(not os.access(GUNICORN, os.X_OK),
+                    reason=f"{GUNICORN} not installed")
+def test_child_ignoring_its_drain_signal_is_killed(seen, recyclerd):
+    """gunicorn's workers ignore SIGWINCH: a child sent it as its
+    child_drain_signal has its tree killed after drain_timeout, and the
+    master replaces it."""
+    d = recyclerd
+    sock = gunicorn_pool(d, child_drain_signal="SIGWINCH",
+                         drain_timeout="1s")
+    d.start()
+    master = ready_master(d)
+    seen.add(master)
+    wait_for(lambda: len(children_of(master)) == 3, timeout=20)
+    seen.update(children_of(master))
+    with Load(lambda: http_get(sock)) as load:
+        wait_for(lambda: [e for e in child_events(d)
+                          if e["kind"] == "recycle"], timeout=60,
+                 interval=0.2, what="a child recycle")
+    (e, *_) = [e for e in child_events(d) if e["kind"] == "recycle"]
+    seen.update(load.pids)
+    assert e["detail"].endswith("killed after drain_timeout"), e
+    assert not pid_alive(e["child"])
+    assert d.log_has(f"child {e['child']} still running")
+    wait_for(lambda: len(children_of(master)) == 3, timeout=20)
+    seen.update(children_of(master))
+    assert pid_alive(master) and worker_events(d) == []
+
+
+@pytest.mark.skipif(not os.access(GUNICORN, os.X_OK),
+                    reason=f"{GUNICORN} not installed")
+def test_child_over_the_limit_at_its_first_sample_is_a_config_error(
+        seen, recyclerd):
+    """recycle_memory below what a new child takes: one config event per
+    child, no recycle, the children keep running (no loop)."""
+    d = recyclerd
+    gunicorn_pool(d, recycle_memory="1M")
+    d.start()
+    master = ready_master(d)
+    seen.add(master)
+    wait_for(lambda: len(children_of(master)) == 3, timeout=20)
+    kids = sorted(children_of(master))
+    seen.update(kids)
+    wait_for(lambda: len(child_events(d)) >= 3, timeout=10,
+             what="three config events")
+    time.sleep(1)
+    events = child_events(d)
+    assert sorted(e["child"] for e in events) == kids, events
+    assert {e["kind"] for e in events} == {"config"}, events
+    assert all("below the baseline" in e["detail"] for e in events)
+    assert sorted(children_of(master)) == kids
+    assert all(c["baseline_error"] for c in status_worker(d)["children"])
+    assert d.log_count("configuration error: child") == 3
+
+
+def test_cgroup_metric_refused_with_children(recyclerd):
+    """-t names the key and why: a cgroup counter has no figure per
+    child."""
+    d = recyclerd
+    conf = d.write_config(recycle_scope="children", memory_metric="cgroup",
+                          command="/bin/sleep 100")
+    r = subprocess.run([rd.RECYCLERD_BIN, "-t", "-c", str(conf)],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 1, r
+    assert "memory_metric = cgroup: a cgroup counter covers the master and " \
+        "all its children at once" in r.stderr, r.stderr
 
 
 # --- uWSGI ----------------------------------------------------------------
