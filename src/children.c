@@ -537,6 +537,19 @@ children_check(struct worker *w, double now)
 	pool_children_kick(w->pool, now);
 }
 
+uint64_t
+children_memory(const struct children *set)
+{
+	uint64_t sum = 0;
+	unsigned int i;
+
+	for (i = 0; set != NULL && i < set->n; i++)
+		if (set->v[i]->state != CS_EXITED)
+			sum += set->v[i]->last.rss > set->v[i]->memory ?
+			    set->v[i]->last.rss : set->v[i]->memory;
+	return sum;
+}
+
 void
 children_free(struct children *set)
 {

@@ -87,6 +87,8 @@ struct children {
  * recycle_scope = children, and what follows from it.
  */
 void	 children_check(struct worker *w, double now);
+/* The last figures of its children, summed (pool_recycle_memory). */
+uint64_t children_memory(const struct children *);
 /* The master is gone: stop watching (its children go with its tree). */
 void	 children_free(struct children *);
 

@@ -1042,6 +1042,7 @@ pool_check_total(struct pool *p)
 		    w->stop_reason == REASON_POOL_MEMORY))
 			return;		/* one at a time: wait for it */
 		total += w->last.rss > w->memory ? w->last.rss : w->memory;
+		total += children_memory(w->children);
 		if (w->state == WS_READY && w->recycle_reason == REASON_NONE &&
 		    (largest == NULL || w->memory > largest->memory))
 			largest = w;

@@ -725,8 +725,10 @@ worker_probe_exact(struct worker *w, double now, struct mem_sample *s)
 		 * tell orphans.c. */
 		n = orphans_roots(w->pool->rd->orphans, w, extra,
 		    nitems(extra));
-		if (memprobe_sample_roots(w->probe, extra, n, true,
-		    &w->exact) == -1)
+		if ((w->cfg->recycle_scope == SCOPE_CHILDREN ?
+		    memprobe_sample_root(w->probe, true, &w->exact) :
+		    memprobe_sample_roots(w->probe, extra, n, true,
+		    &w->exact)) == -1)
 			return -1;
 		w->exact_mono = now;
 	}
