@@ -98,6 +98,9 @@ static const char *const cgroup_names[] = {
 	[CGROUP_AUTO] = "auto", [CGROUP_V2] = "v2", [CGROUP_V1] = "v1",
 	[CGROUP_NONE] = "none", NULL,
 };
+static const char *const scope_names[] = {
+	[SCOPE_TREE] = "tree", [SCOPE_CHILDREN] = "children", NULL,
+};
 static const char *const ready_names[] = {
 	[READY_SPAWN] = "spawn", [READY_NOTIFY] = "notify", NULL,
 };
@@ -175,6 +178,10 @@ static const char *const metric_names[] = {
 	    0, 1000000, NULL, OPT_CHANGE_NONE) \
 	X("pool", "prespawn", OPT_BOOL, P(prespawn), "no", 0, 0, NULL, \
 	    OPT_CHANGE_NONE) \
+	X("pool", "recycle_scope", OPT_ENUM, P(recycle_scope), "tree", 0, 0, \
+	    scope_names, OPT_CHANGE_RESPAWN) \
+	X("pool", "child_drain_signal", OPT_SIGNAL, P(child_drain_signal), \
+	    "SIGTERM", 0, 0, NULL, OPT_CHANGE_NONE) \
 	X("pool", "recycle_samples", OPT_UINT, P(recycle_samples), "2", \
 	    1, 100, NULL, OPT_CHANGE_LIMITS) \
 	X("pool", "restart_backoff", OPT_MSEC, P(restart_backoff_ms), "1s", \
@@ -1722,6 +1729,15 @@ validate_pool(struct cfg_parse *p, const struct config *cfg,
 				    "[recyclerd] cgroup = none");
 		}
 	}
+	/* A cgroup counter is the master's whole group, every child in it:
+	 * no figure of one child. Refused rather than silently measured by
+	 * another metric. */
+	if (pc->recycle_scope == SCOPE_CHILDREN &&
+	    (pc->memory_metric == METRIC_CGROUP ||
+	    pc->memory_metric == METRIC_CGROUP_ANON))
+		pool_error(p, b, opt_index("memory_metric"), "a cgroup "
+		    "counter covers the master and all its children at once: "
+		    "with recycle_scope = children use pss, uss or rss");
 	for (i = 0; !is_template && i < pc->nlisten; i++)
 		if (pc->listen[i].name == NULL)
 			pc->listen[i].name = xstrdup(pc->name);
@@ -2108,6 +2124,14 @@ cgroup_mode_name(enum cgroup_mode c)
 	if ((size_t)c >= nitems(cgroup_names) - 1)
 		return "?";
 	return cgroup_names[c];
+}
+
+const char *
+recycle_scope_name(enum recycle_scope s)
+{
+	if ((size_t)s >= nitems(scope_names) - 1)
+		return "?";
+	return scope_names[s];
 }
 
 /* --- The effective configuration, as a file ------------------------------ */

@@ -46,6 +46,10 @@ enum mem_metric {
 
 enum cgroup_mode { CGROUP_AUTO, CGROUP_V2, CGROUP_V1, CGROUP_NONE };
 
+/* What a pool's limits apply to (children.h): the worker's tree, or each
+ * direct child of the worker, a prefork server's master. */
+enum recycle_scope { SCOPE_TREE, SCOPE_CHILDREN };
+
 #define CAPS_ALL	UINT64_MAX	/* capabilities = all: no change */
 
 /* One listening address of a pool ("listen" key). */
@@ -102,6 +106,8 @@ struct pool_config {
 	unsigned int	 max_recycling;		/* 0 = auto */
 	uint32_t	 max_overshoot_ppm;	/* of recycle_memory; 0 = off */
 	bool		 prespawn;		/* replace before the crossing */
+	enum recycle_scope recycle_scope;
+	int		 child_drain_signal;	/* recycle_scope = children */
 
 	/* Crash handling. */
 	uint64_t	 restart_backoff_ms;	/* first delay; doubles */
@@ -194,6 +200,7 @@ bool	pool_config_equal(const struct pool_config *,
 const char *mem_metric_name(enum mem_metric);
 const char *ready_mode_name(enum ready_mode);
 const char *cgroup_mode_name(enum cgroup_mode);
+const char *recycle_scope_name(enum recycle_scope);
 
 /*
  * The keys the parser accepts, for docs and tests: section is "recyclerd"

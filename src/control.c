@@ -37,6 +37,7 @@
 #include <ev.h>
 #include <json-c/json.h>
 
+#include "children.h"
 #include "config.h"
 #include "events.h"
 #include "growth.h"
@@ -391,6 +392,48 @@ worker_cpu_json(pid_t pid)
 	return j_double((double)(ut + st + cut + cst) / (double)hz, 2);
 }
 
+/*
+ * recycle_scope = children: a master's children as the last sample saw
+ * them (status never samples them; --exact reads only the workers).
+ */
+static json_object *
+children_json(const struct children *set, double now)
+{
+	json_object *a = json_object_new_array(), *o;
+	const struct child *c;
+	unsigned int i;
+	double g;
+
+	for (i = 0; set != NULL && i < set->n; i++) {
+		c = set->v[i];
+		o = json_object_new_object();
+		add(o, "pid", json_object_new_int64(c->pid));
+		add(o, "state", json_object_new_string(child_state_name(c)));
+		add(o, "uptime", j_double(child_uptime(c, now), 3));
+		add(o, "rss", c->samples ? j_u64(c->last.rss) : NULL);
+		add(o, "pss", c->last.has_smaps ? j_u64(c->last.pss) : NULL);
+		add(o, "uss", c->last.has_smaps ? j_u64(c->last.uss) : NULL);
+		add(o, "memory", c->samples ? j_u64(c->memory) : NULL);
+		add(o, "memory_exact",
+		    json_object_new_boolean(c->memory_exact));
+		add(o, "samples", j_u64(c->samples));
+		add(o, "threshold", j_u64_or_null(c->limits.recycle_memory));
+		add(o, "kill_threshold", j_u64_or_null(c->limits.kill_memory));
+		add(o, "max_lifetime", c->limits.max_lifetime_ms ?
+		    j_double((double)c->limits.max_lifetime_ms / 1000.0, 3) :
+		    NULL);
+		add(o, "growth_bytes_per_s", growth_per_sec(&c->growth,
+		    &g) == 0 ? j_double(g, 1) : NULL);
+		add(o, "peak", j_u64(c->peak));
+		add(o, "baseline_error", json_object_new_boolean(c->baseline));
+		add(o, "recycle_reason", c->recycle_reason != REASON_NONE ?
+		    json_object_new_string(reason_name(c->recycle_reason)) :
+		    NULL);
+		json_object_array_add(a, o);
+	}
+	return a;
+}
+
 static json_object *
 worker_json(struct worker *w, double now, bool exact, struct worker **pend,
     size_t npend)
@@ -442,6 +485,8 @@ worker_json(struct worker *w, double now, bool exact, struct worker **pend,
 	    w->pool->slots[w->slot] != NULL &&
 	    w->pool->slots[w->slot]->starts > 0 ?
 	    j_u64(w->pool->slots[w->slot]->starts - 1) : NULL);
+	if (w->cfg->recycle_scope == SCOPE_CHILDREN)
+		add(o, "children", children_json(w->children, now));
 	return o;
 }
 
@@ -495,6 +540,26 @@ pool_json(struct pool *p)
 	add(o, "start_time", p->nstart ? j_double(p->start_median, 3) : NULL);
 	add(o, "start_horizon", p->nstart ? j_double(p->start_horizon, 3) :
 	    NULL);
+	add(o, "recycle_scope", json_object_new_string(
+	    recycle_scope_name(p->cfg->recycle_scope)));
+	if (p->cfg->recycle_scope == SCOPE_CHILDREN) {
+		/* Children the daemon drained or killed; not in "recycles",
+		 * which counts the pool's own processes. */
+		static const enum reason why[] = {
+			REASON_MEMORY, REASON_KILL_MEMORY, REASON_LIFETIME,
+		};
+		size_t i;
+
+		total = 0;
+		rec = json_object_new_object();
+		for (i = 0; i < nitems(why); i++) {
+			add(rec, reason_name(why[i]),
+			    j_u64(p->children.recycles[why[i]]));
+			total += p->children.recycles[why[i]];
+		}
+		add(o, "child_recycles", rec);
+		add(o, "child_recycles_total", j_u64(total));
+	}
 
 	add(o, "metric", json_object_new_string(
 	    mem_metric_name(p->cfg->memory_metric)));
@@ -1006,6 +1071,7 @@ event_json(const struct event *e)
 	add(o, "peak", j_u64_or_null(e->peak));
 	add(o, "detail", j_str_or_null(e->detail));
 	add(o, "overshoot", json_object_new_boolean(e->overshoot));
+	add(o, "child", e->child > 0 ? json_object_new_int64(e->child) : NULL);
 	return o;
 }
 

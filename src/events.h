@@ -31,6 +31,8 @@ struct event {
 	uint64_t	 peak;		/* bytes */
 	char		 detail[160];	/* "pss 212M > 200M for 2 samples" */
 	bool		 overshoot;	/* drained at once past max_overshoot */
+	pid_t		 child;		/* recycle_scope = children: the child
+					 * of the worker (pid) it is about */
 };
 
 struct events;

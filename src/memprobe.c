@@ -775,6 +775,38 @@ memprobe_sample_roots(struct memprobe *p, const pid_t *extra, size_t nextra,
 	return 0;
 }
 
+int
+memprobe_sample_root(struct memprobe *p, bool with_smaps,
+    struct mem_sample *out)
+{
+	struct mem_sample s = { .has_smaps = with_smaps };
+
+	last_walk_probe = NULL;
+	if (sample_root(p, with_smaps, &s) == -1)
+		return -1;
+	*out = s;
+	return 0;
+}
+
+/*
+ * The walk descriptors stay open: a master is asked at every sample, and
+ * its pid cannot be reused while it is the daemon's unreaped child.
+ */
+size_t
+memprobe_root_children(struct memprobe *p, pid_t *pids, size_t max)
+{
+	struct walk w = {
+		.queue = pids,
+		.max = max,
+		.buf = scratch.children,
+		.buf_size = sizeof scratch.children,
+	};
+
+	(void)open_walk_fds(p);
+	(void)walk_children(&w, p->pid, p->task_fd, p->children_fd);
+	return w.n;
+}
+
 size_t
 memprobe_last_walk(const struct memprobe *p, const pid_t **pids)
 {

@@ -66,6 +66,17 @@ int	memprobe_sample_roots(struct memprobe *, const pid_t *extra,
  */
 size_t	memprobe_last_walk(const struct memprobe *, const pid_t **pids);
 
+/*
+ * The root process alone, no walk: a prefork master's own memory when its
+ * children are measured each on its own (recycle_scope = children). Same
+ * errors as memprobe_sample().
+ */
+int	memprobe_sample_root(struct memprobe *, bool with_smaps,
+	    struct mem_sample *) MUST_CHECK;
+/* Direct children of the probe's root (of all its threads), through its
+ * kept descriptors; returns the count stored, at most max. */
+size_t	memprobe_root_children(struct memprobe *, pid_t *pids, size_t max);
+
 /* Pids of the tree rooted at root (root first); returns the count. */
 size_t	memprobe_tree(pid_t root, pid_t *pids, size_t max);
 

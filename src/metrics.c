@@ -283,6 +283,27 @@ render_pools(FILE *f, struct recyclerd *rd)
 			put_u64(f, p->exits[r]);
 		}
 
+	/* recycle_scope = children: the children drained (or killed) by
+	 * the daemon; the master replaced them, so they are no exits of
+	 * workers. Only the reasons a child can have, only those pools. */
+	family(f, "recyclerd_child_recycles_total", "counter",
+	    "Children of a prefork master (recycle_scope = children) drained "
+	    "or killed, by reason: memory, kill_memory, lifetime.");
+	LIST_FOREACH(p, &rd->pools, entry) {
+		static const enum reason child_reasons[] = {
+			REASON_MEMORY, REASON_KILL_MEMORY, REASON_LIFETIME,
+		};
+
+		if (p->cfg->recycle_scope != SCOPE_CHILDREN)
+			continue;
+		for (i = 0; i < nitems(child_reasons); i++) {
+			pool_begin(f, "recyclerd_child_recycles_total", p);
+			fprintf(f, ",reason=\"%s\"",
+			    reason_name(child_reasons[i]));
+			put_u64(f, p->children.recycles[child_reasons[i]]);
+		}
+	}
+
 	family(f, "recyclerd_spawn_failures_total", "counter",
 	    "Worker starts that failed before a process existed (fork).");
 	LIST_FOREACH(p, &rd->pools, entry) {

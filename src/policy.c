@@ -94,6 +94,21 @@ policy_check(const struct policy_limits *lim, const struct policy_input *in,
 	return VERDICT_KEEP;
 }
 
+void
+policy_split_scope(const struct policy_limits *l,
+    struct policy_limits *master, struct policy_limits *child)
+{
+	struct policy_limits m = *l, c = *l;
+
+	m.recycle_memory = 0;
+	m.max_lifetime_ms = 0;
+	c.max_tasks = 0;
+	if (master != NULL)
+		*master = m;
+	if (child != NULL)
+		*child = c;
+}
+
 uint64_t
 policy_prefilter(const struct policy_limits *lim)
 {

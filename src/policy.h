@@ -73,6 +73,17 @@ enum verdict policy_check(const struct policy_limits *,
 	    const struct policy_input *, unsigned int *over_count,
 	    enum reason *why);
 
+/*
+ * recycle_scope = children: the pool's limits l split into the master's
+ * and a child's (either may be NULL). The children, each on its own, get
+ * recycle_memory, kill_memory, max_lifetime and recycle_samples; a child
+ * sends no TASKS=. The master keeps kill_memory (measured on its own
+ * process) and max_tasks; it is never recycled for memory or lifetime,
+ * which would restart the whole server.
+ */
+void	policy_split_scope(const struct policy_limits *l,
+	    struct policy_limits *master, struct policy_limits *child);
+
 /* Lowest memory limit in force (recycle or kill), 0 if none: below it a
  * statm reading is enough and smaps_rollup need not be read. */
 uint64_t policy_prefilter(const struct policy_limits *);

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "children.h"
 #include "config.h"
 #include "events.h"
 #include "log.h"
@@ -1086,6 +1087,8 @@ pool_check_worker(struct pool *p, struct worker *w, double now,
 		pool_want_recycle(p, w, why, detail);
 		break;
 	}
+	if (w->cfg->recycle_scope == SCOPE_CHILDREN && w->state == WS_READY)
+		children_check(w, &p->children, now);
 }
 
 /*
@@ -1105,6 +1108,7 @@ pool_check_total(struct pool *p)
 		    w->stop_reason == REASON_POOL_MEMORY))
 			return;		/* one at a time: wait for it */
 		total += w->last.rss > w->memory ? w->last.rss : w->memory;
+		total += children_memory(w->children);
 		if (w->state == WS_READY && w->recycle_reason == REASON_NONE &&
 		    (largest == NULL || w->memory > largest->memory))
 			largest = w;
@@ -1405,6 +1409,7 @@ pool_record_exit(struct pool *p, struct worker *w, int status)
 
 	worker_kill_leftovers(w);
 	pool_detach(p, w);
+	children_free(w->children);
 	worker_free(w);
 	pool_reconcile(p);
 }
@@ -1623,6 +1628,8 @@ pool_new(struct recyclerd *rd, struct config *snap,
 	TAILQ_INIT(&p->workers);
 	TAILQ_INIT(&p->work);
 	p->ncpu = ncpu();
+	TAILQ_INIT(&p->children.sets);
+	p->children.ncpu = p->ncpu;
 	pool_set_desired(p, cfg->workers);
 	p->sockets = *sockets;
 	memset(sockets, 0, sizeof *sockets);
@@ -1666,6 +1673,7 @@ pool_free(struct pool *p)
 	}
 	while ((w = TAILQ_FIRST(&p->workers)) != NULL) {
 		TAILQ_REMOVE(&p->workers, w, entry);
+		children_free(w->children);
 		worker_free(w);
 	}
 	LIST_REMOVE(p, entry);

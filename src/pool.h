@@ -17,6 +17,7 @@
 
 #include <ev.h>
 
+#include "children.h"
 #include "listen.h"
 #include "policy.h"
 #include "worker.h"
@@ -108,6 +109,9 @@ struct pool {
 	uint64_t	 spawns;
 	uint64_t	 overshoot_drains;	/* max_overshoot: no overlap */
 	uint64_t	 prespawns;		/* replacements started early */
+	/* recycle_scope = children: its masters' children, and those
+	 * drained or killed, by reason. */
+	struct children_pool children;
 	/* Exits by reason, each exit counted once: REASON_* as recorded
 	 * (crash, oom, a recycle reason, scale, shutdown), and
 	 * EXIT_FAILED_START for any that never became ready. */

@@ -516,6 +516,50 @@ print_worker_row(struct table *t, json_object *w)
 	table_add(t, row);
 }
 
+/*
+ * recycle_scope = children: one row per child of a master, under its
+ * row, "child" in the SLOT column; columns a child has not are "-".
+ */
+static void
+print_child_rows(struct table *t, json_object *w)
+{
+	json_object *cs = jget(w, "children"), *c;
+	char *row[COLS_MAX], buf[64], *status;
+	const char *rr;
+	size_t i;
+
+	if (cs == NULL || !json_object_is_type(cs, json_type_array))
+		return;
+	for (i = 0; i < json_object_array_length(cs); i++) {
+		c = json_object_array_get_idx(cs, i);
+		rr = jstr(c, "recycle_reason");
+		row[0] = xstrdup("child");
+		xasprintf(&row[1], "%" PRIu64, ju64(c, "pid"));
+		row[2] = clean(jstr(c, "state"));
+		row[3] = xstrdup(fmt_seconds(c, "uptime", buf, sizeof buf));
+		row[4] = xstrdup("-");
+		row[5] = xstrdup(fmt_size_or_dash(c, "rss", buf, sizeof buf));
+		row[6] = xstrdup(fmt_size_or_dash(c, "pss", buf, sizeof buf));
+		row[7] = xstrdup(fmt_size_or_dash(c, "uss", buf, sizeof buf));
+		row[8] = xstrdup(fmt_size_or_dash(c, "threshold", buf,
+		    sizeof buf));
+		row[9] = xstrdup(fmt_growth(c, "growth_bytes_per_s", buf,
+		    sizeof buf));
+		row[10] = xstrdup("-");
+		row[11] = xstrdup("-");
+		row[12] = xstrdup("-");
+		if (rr != NULL)
+			xasprintf(&status, "[recycling: %s]", rr);
+		else
+			status = xstrdup(json_object_get_boolean(jget(c,
+			    "baseline_error")) ? "[over recycle_memory at its "
+			    "first sample: configuration error]" : "");
+		row[13] = clean(status);
+		free(status);
+		table_add(t, row);
+	}
+}
+
 static void
 print_pool(FILE *f, json_object *p)
 {
@@ -548,6 +592,9 @@ print_pool(FILE *f, json_object *p)
 		if (*sep == ',')
 			fputc(')', f);
 	}
+	if (jget(p, "child_recycles_total") != NULL)
+		fprintf(f, ", child recycles %" PRIu64,
+		    ju64(p, "child_recycles_total"));
 	fprintf(f, ", crashes %" PRIu64, ju64(p, "crashes"));
 	if (ju64(p, "failed_starts"))
 		fprintf(f, ", failed starts %" PRIu64,
@@ -576,8 +623,10 @@ print_pool(FILE *f, json_object *p)
 		fputs("  (no workers)\n", f);
 		return;
 	}
-	for (i = 0; i < json_object_array_length(ws); i++)
+	for (i = 0; i < json_object_array_length(ws); i++) {
 		print_worker_row(&t, json_object_array_get_idx(ws, i));
+		print_child_rows(&t, json_object_array_get_idx(ws, i));
+	}
 	table_print(f, &t);
 }
 
@@ -625,6 +674,8 @@ print_event(FILE *f, json_object *e)
 		fprintf(f, "/%.0f", d);
 	if (jnum(e, "pid", &d))
 		fprintf(f, " [pid %.0f]", d);
+	if (jnum(e, "child", &d))
+		fprintf(f, " child %.0f", d);
 	fputs("  ", f);
 	put_clean(f, jstr(e, "kind"), false);
 	if ((s = jstr(e, "reason")) != NULL) {

@@ -249,6 +249,9 @@ worker_set_limits(struct worker *w, const struct pool_config *cfg)
 	l->max_lifetime_ms = policy_jitter(cfg->max_lifetime_ms,
 	    cfg->jitter_ppm, w->jitter_u);
 	l->recycle_samples = cfg->recycle_samples ? cfg->recycle_samples : 1;
+	/* A prefork master: its children carry the limits (children.c). */
+	if (cfg->recycle_scope == SCOPE_CHILDREN)
+		policy_split_scope(l, l, NULL);
 }
 
 /*
@@ -701,6 +704,9 @@ worker_probe(struct worker *w, bool with_smaps, struct mem_sample *s)
 	const pid_t *seen;
 	size_t n;
 
+	/* A prefork master is its own process: children.c walks the rest. */
+	if (w->cfg->recycle_scope == SCOPE_CHILDREN)
+		return memprobe_sample_root(w->probe, with_smaps, s);
 	n = orphans_roots(o, &w->orph, extra, nitems(extra));
 	if (memprobe_sample_roots(w->probe, extra, n, with_smaps, s) == -1)
 		return -1;
@@ -723,8 +729,10 @@ worker_probe_exact(struct worker *w, double now, struct mem_sample *s)
 		 * tell orphans.c. */
 		n = orphans_roots(w->rd->orphans, &w->orph, extra,
 		    nitems(extra));
-		if (memprobe_sample_roots(w->probe, extra, n, true,
-		    &w->exact) == -1)
+		if ((w->cfg->recycle_scope == SCOPE_CHILDREN ?
+		    memprobe_sample_root(w->probe, true, &w->exact) :
+		    memprobe_sample_roots(w->probe, extra, n, true,
+		    &w->exact)) == -1)
 			return -1;
 		w->exact_mono = now;
 	}

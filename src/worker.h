@@ -149,6 +149,9 @@ struct worker {
 	/* Its processes re-parented to the daemon, and the descendants its
 	 * last tree walk saw (orphans.c's). */
 	struct orphan_owner orph;
+
+	/* recycle_scope = children: its children (children.c), or NULL. */
+	struct children	*children;
 };
 
 /*

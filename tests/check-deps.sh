@@ -12,7 +12,7 @@ srcdir=${srcdir:-$(dirname "$0")/..}
 verbose=false
 [ "${1-}" = "-v" ] && verbose=true
 
-# layer module...: 0 = the leaf, 9 = main. recyclerctl is another program
+# layer module...: 0 = the leaf, 10 = main. recyclerctl is another program
 # that shares the leaves and the configuration parser.
 layers='
 0 util
@@ -21,10 +21,11 @@ layers='
 3 cgroup listen diag output guard spawner
 4 orphans
 5 worker
-6 pool
-7 metrics
-8 control
-9 main recyclerctl
+6 children
+7 pool
+8 metrics
+9 control
+10 main recyclerctl
 '
 
 for f in "$srcdir"/src/*.c "$srcdir"/src/*.h; do

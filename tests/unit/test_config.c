@@ -380,6 +380,7 @@ test_key_table_is_consistent(void **state)
 		"recycle_memory", "kill_memory", "max_tasks", "max_lifetime",
 		"jitter", "drain_signal", "drain_timeout", "overlap",
 		"max_recycling", "max_overshoot", "prespawn",
+		"recycle_scope", "child_drain_signal",
 		"recycle_samples", "restart_backoff",
 		"min_uptime", "rapid_fail", "sample_interval",
 		"shutdown_timeout", "memory_high", "memory_max",
@@ -504,6 +505,8 @@ static const struct {
 	{ "max_recycling", "auto", "2", CHANGE_NONE },
 	{ "max_overshoot", "25%", "50%", CHANGE_NONE },
 	{ "prespawn", "no", "yes", CHANGE_NONE },
+	{ "recycle_scope", "tree", "children", CHANGE_RESPAWN },
+	{ "child_drain_signal", "SIGTERM", "SIGQUIT", CHANGE_NONE },
 	{ "recycle_samples", "2", "3", CHANGE_LIMITS },
 	{ "restart_backoff", "1s", "2s", CHANGE_NONE },
 	{ "min_uptime", "10s", "20s", CHANGE_NONE },
@@ -748,6 +751,51 @@ test_inherited_error_is_reported_once(void **state)
 	unlink(path);
 }
 
+/* recycle_scope = children has no figure per child in a cgroup counter:
+ * a cgroup metric is refused, naming the key; pss loads. */
+static void
+test_children_scope_refuses_cgroup_metrics(void **state)
+{
+	static const char bad[] =
+	    "[recyclerd]\npools_dir = pools.d-none\n[pool a]\n"
+	    "command = /bin/true\nrecycle_scope = children\n"
+	    "memory_metric = cgroup\n";
+	static const char good[] =
+	    "[recyclerd]\npools_dir = pools.d-none\n[pool a]\n"
+	    "command = /bin/true\nrecycle_scope = children\n"
+	    "child_drain_signal = QUIT\n";
+	char path[] = "/tmp/test_config.XXXXXX";
+	struct diag d = DIAG_INIT;
+	struct config *cfg;
+	int fd = mkstemp(path);
+	FILE *fp;
+
+	(void)state;
+	assert_true(fd >= 0);
+	fp = fdopen(fd, "w");
+	fputs(bad, fp);
+	fclose(fp);
+	assert_null(config_load(path, &d));
+	if (d.n != 1)
+		diag_print(&d, stderr);
+	assert_int_equal(d.n, 1);
+	assert_non_null(strstr(d.msgs[0], ":6: [pool a] memory_metric = "
+	    "cgroup: a cgroup counter covers the master and all its "
+	    "children"));
+	diag_free(&d);
+	unlink(path);
+	cfg = load_text(good);
+	assert_int_equal(cfg->pools[0]->recycle_scope, SCOPE_CHILDREN);
+	assert_int_equal(cfg->pools[0]->child_drain_signal, SIGQUIT);
+	assert_string_equal(recycle_scope_name(SCOPE_CHILDREN), "children");
+	config_unref(cfg);
+	cfg = load_text("[recyclerd]\npools_dir = pools.d-none\n[pool a]\n"
+	    "command = /bin/true\n");
+	assert_int_equal(cfg->pools[0]->recycle_scope, SCOPE_TREE);
+	assert_int_equal(cfg->pools[0]->child_drain_signal, SIGTERM);
+	config_unref(cfg);
+}
+
 /* The expected lines of bad-X.expect, "@DIR@" replaced; NULL-terminated. */
 static char **
 read_expect(const char *conf)
@@ -917,6 +965,7 @@ main(void)
 		cmocka_unit_test(test_reference_files_load),
 		cmocka_unit_test(test_reference_file_lists_every_key),
 		cmocka_unit_test(test_key_table_is_consistent),
+		cmocka_unit_test(test_children_scope_refuses_cgroup_metrics),
 		cmocka_unit_test(test_pool_config_equal_compares_what_runs),
 		cmocka_unit_test(test_each_key_change_needs_its_kind),
 		cmocka_unit_test(test_diff_names_the_strongest_change),

@@ -169,6 +169,41 @@ test_zero_limits_are_off(void **state)
 	assert_int_equal(policy_prefilter(&off), 0);
 }
 
+/* recycle_scope = children: memory and lifetime limits go to the
+ * children, kill_memory to both, tasks to the master only. */
+static void
+test_split_scope(void **state)
+{
+	struct policy_limits m, c;
+	struct policy_input in = at(300 * MiB);
+	unsigned int over = 0;
+	enum reason why = REASON_NONE;
+
+	(void)state;
+	policy_split_scope(&limits, &m, &c);
+	assert_int_equal(m.recycle_memory, 0);
+	assert_int_equal(m.max_lifetime_ms, 0);
+	assert_int_equal(m.kill_memory, 500 * MiB);
+	assert_int_equal(m.max_tasks, 100);
+	assert_int_equal(c.recycle_memory, 200 * MiB);
+	assert_int_equal(c.kill_memory, 500 * MiB);
+	assert_int_equal(c.max_lifetime_ms, 60000);
+	assert_int_equal(c.max_tasks, 0);
+	assert_int_equal(c.recycle_samples, 2);
+	/* The master over recycle_memory is kept; its prefilter is kill. */
+	assert_int_equal(policy_check(&m, &in, &over, &why), VERDICT_KEEP);
+	assert_int_equal(policy_prefilter(&m), 500 * MiB);
+	/* A child over it at its first sample is the baseline error. */
+	in.first_sample = true;
+	assert_int_equal(policy_check(&c, &in, &over, &why),
+	    VERDICT_BASELINE);
+	/* In place, and NULL outputs. */
+	m = limits;
+	policy_split_scope(&m, &m, NULL);
+	assert_int_equal(m.recycle_memory, 0);
+	policy_split_scope(&limits, NULL, NULL);
+}
+
 static void
 test_prefilter_is_the_lowest_limit(void **state)
 {
@@ -538,6 +573,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_below_every_limit_keeps),
+		cmocka_unit_test(test_split_scope),
 		cmocka_unit_test(test_soft_limit_must_hold_for_recycle_samples),
 		cmocka_unit_test(test_a_dip_below_resets_the_run),
 		cmocka_unit_test(test_exactly_at_the_limit_is_not_over),
