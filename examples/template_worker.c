@@ -44,6 +44,8 @@ static size_t leak_per_request;
 /* Leaked buffers, chained: stored through a volatile so that the compiler
  * cannot prove them dead. */
 static void *volatile leaked;
+/* LISTEN_PID as this worker got it (recyclerd_listen_fds() unsets it). */
+static char listen_pid[24];
 
 static void
 on_drain(int sig)
@@ -149,7 +151,7 @@ answer(int c, unsigned long served)
 	    getenv("RECYCLERD_WORKER") ? getenv("RECYCLERD_WORKER") : "",
 	    getenv("RECYCLERD_GENERATION") ?
 	    getenv("RECYCLERD_GENERATION") : "",
-	    getenv("LISTEN_PID") ? getenv("LISTEN_PID") : "", served,
+	    listen_pid, served,
 	    preload_sum());
 	n = snprintf(resp, sizeof(resp), "HTTP/1.1 200 OK\r\n"
 	    "Content-Type: application/json\r\nContent-Length: %d\r\n"
@@ -178,6 +180,9 @@ run_worker(void *arg)
 	(void)arg;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	if (getenv("LISTEN_PID") != NULL)
+		snprintf(listen_pid, sizeof(listen_pid), "%s",
+		    getenv("LISTEN_PID"));
 	if ((n = recyclerd_listen_fds()) < 1) {
 		fprintf(stderr, "template_worker: no listening socket (the pool "
 		    "needs a listen key)\n");
