@@ -9,6 +9,7 @@ session, cgroup, environment and descriptors, ERROR= for bad requests,
 exit at EOF). The real daemon runs them in test_template_clients.py.
 """
 
+import json
 import os
 import socket
 import subprocess
@@ -260,3 +261,29 @@ def test_bad_template_fd_is_an_error(kind, tmp_path):
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__]))
+
+
+@pytest.mark.parametrize("example", ["wsgi_preload.py", "template_worker"])
+def test_examples_serve_from_forked_workers(example, fake):
+    """The examples as templates: their workers answer on the socket."""
+    if example.endswith(".py"):
+        argv = [rd.PYTHON, str(rd.SRCDIR / "examples" / example)]
+    else:
+        argv = [str(rd.HELPERS / example)]
+        if not os.access(argv[0], os.X_OK):
+            pytest.skip(f"no {argv[0]}")
+    fake.start(argv, probe_env(PRELOAD="1M"))
+    fake.wait_ready()
+    pid = fake.fork(1, 3)
+    port = fake.listener.getsockname()[1]
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+        c.sendall(b"GET / HTTP/1.0\r\nHost: t\r\n\r\n")
+        data = b""
+        while chunk := c.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert b" 200 " in head.split(b"\r\n")[0], data
+    a = json.loads(body)
+    assert a["pid"] == pid and a["sid"] == pid
+    assert (a["slot"], a["generation"]) == ("1", "3")
+    assert a["listen_pid"] == str(pid)
