@@ -38,6 +38,7 @@
 #include "pool.h"
 #include "recyclerd.h"
 #include "spawner.h"
+#include "template.h"
 #include "units.h"
 #include "worker.h"
 
@@ -137,6 +138,13 @@ on_notify(void *arg, pid_t pid, char *buf, size_t len)
 	struct worker *w = worker_of_pid(rd, pid);
 	double now;
 
+	if (w == NULL && template_forking(rd)) {
+		/* Perhaps a template's worker whose PID= is still unread. */
+		template_poll(rd);
+		if ((w = worker_of_pid(rd, pid)) == NULL &&
+		    template_stash(rd, pid, buf, len))
+			return;
+	}
 	if (w != NULL) {
 		pool_worker_notify(w->pool, w, buf, len);
 		return;

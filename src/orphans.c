@@ -28,6 +28,7 @@
 #include "log.h"
 #include "memprobe.h"
 #include "orphans.h"
+#include "template.h"
 #include "pool.h"
 #include "recyclerd.h"
 #include "util.h"
@@ -339,6 +340,7 @@ is_new_child(struct orphans *o, pid_t pid)
 
 	return proc_stat_ids(pid, &ppid, NULL, NULL) == 0 &&
 	    ppid == o->rd->pid && !is_helper(o, pid) &&
+	    !template_forking(o->rd) &&
 	    pidmap_get(&o->rd->pidmap, pid) == NULL &&
 	    ph_get(&o->orphans, pid) == NULL;
 }
@@ -364,11 +366,16 @@ orphans_sweep(struct orphans *o)
 	size_t i, n;
 
 	o->sweeps++;
+	/* A template's worker is our child before its PID= answer is read:
+	 * read them first, and leave the unknown children to the next sweep
+	 * while an answer is still owed. */
+	template_poll(o->rd);
 	n = memprobe_children(o->rd->pid, scratch, nitems(scratch));
 	for (i = 0; i < n; i++) {
 		if (is_helper(o, scratch[i]) ||
 		    pidmap_get(&o->rd->pidmap, scratch[i]) != NULL ||
-		    ph_get(&o->orphans, scratch[i]) != NULL)
+		    ph_get(&o->orphans, scratch[i]) != NULL ||
+		    template_forking(o->rd))
 			continue;
 		adopt(o, scratch[i]);
 	}
@@ -407,7 +414,8 @@ on_child(struct ev_loop *loop, ev_child *c, int revents)
 		}
 		forget(o, or);
 	} else if (pidmap_get(&o->rd->pidmap, c->rpid) == NULL &&
-	    !is_helper(o, c->rpid)) {
+	    !is_helper(o, c->rpid) &&
+	    !template_reaped(o->rd, c->rpid, c->rstatus)) {
 		log_debug("reaped pid %ld, re-parented to us and gone before "
 		    "a sweep saw it", (long)c->rpid);
 	}

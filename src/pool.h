@@ -24,6 +24,7 @@
 struct config;
 struct pool_config;
 struct recyclerd;
+struct templates;
 struct worker;
 
 enum pool_state {
@@ -91,6 +92,7 @@ struct pool {
 	size_t		 ngroups;
 	struct listen_set sockets;	/* held for every worker */
 	struct cgroup	*cg;		/* ROOT/POOL, or NULL */
+	struct templates *tmpl;		/* spawn = template, or NULL */
 
 	ev_timer	 sample;	/* every sample_interval */
 	ev_timer	 more;		/* more spawns due: next loop turn */
@@ -191,6 +193,10 @@ void		 pool_worker_exited(struct pool *, struct worker *, int status);
 void		 pool_worker_timeout(struct pool *, struct worker *);
 void		 pool_worker_notify(struct pool *, struct worker *, char *buf,
 		    size_t len);
+/* From template.c: its template is ready (forks can start); a template
+ * failed (counted toward rapid_fail; false when the pool just failed). */
+void		 pool_template_ready(struct pool *);
+bool		 pool_template_failure(struct pool *, struct worker *);
 /* A cgroup threshold event fired for w: sample it now. */
 void		 pool_worker_event(struct pool *, struct worker *);
 

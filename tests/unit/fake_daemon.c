@@ -23,6 +23,7 @@
 #include "memprobe.h"
 #include "notify.h"
 #include "pool.h"
+#include "template.h"
 #include "recyclerd.h"
 #include "util.h"
 #include "worker.h"
@@ -145,6 +146,20 @@ double
 worker_uptime(const struct worker *w, double now)
 {
 	return now - w->spawn_mono;
+}
+
+void
+template_info(const struct pool *p, struct template_info *ti)
+{
+	(void)p;
+	memset(ti, 0, sizeof *ti);
+}
+
+bool
+template_is_gone(const struct pool *p)
+{
+	(void)p;
+	return true;
 }
 
 unsigned int
