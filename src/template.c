@@ -32,6 +32,9 @@
 #define STASH_MAX	16	/* notify datagrams before their PID= */
 #define STASH_BYTES	4096
 #define BACKOFF_MAX_MS	(60 * 1000)	/* as pool.c's */
+/* A template's socket closes as it exits, a moment before the kernel
+ * makes it a zombie: the exit, not the closed socket, is the news. */
+#define CLOSE_GRACE	0.2
 
 struct tmpl {
 	TAILQ_ENTRY(tmpl) entry;
@@ -46,7 +49,11 @@ struct tmpl {
 	bool		 ready;
 	bool		 retired;	/* no more forks; drained once it owes
 					 * nothing */
-	bool		 broken;	/* failed: killed, its exit expected */
+	bool		 broken;	/* failed: its exit is a failure, and
+					 * the next one starts after it */
+	bool		 explained;	/* last_error says why already */
+	bool		 closed;	/* its end closed: exiting, or broken
+					 * if still alive after CLOSE_GRACE */
 };
 
 struct templates {
@@ -222,7 +229,7 @@ fork_answered(struct tmpl *t, struct worker *w, const char *value)
 
 	errno = 0;
 	pid = strtol(value, &end, 10);
-	if (errno != 0 || *end != '\0' || pid <= 1 || pid != (pid_t)pid) {
+	if (errno != 0 || *end != '\0' || pid <= 0 || pid != (pid_t)pid) {
 		tmpl_break(t, "answered PID=%.32s: not a pid", value);
 		fork_failed(w);
 		return;
@@ -297,6 +304,17 @@ tmpl_answer(struct tmpl *t, char *buf, size_t len)
 	}
 }
 
+/* Has the template exited (not reaped yet)? Then its socket closed with it. */
+static bool
+tmpl_exited(const struct tmpl *t)
+{
+	siginfo_t si;
+
+	memset(&si, 0, sizeof si);
+	return !t->w->reaped && waitid(P_PID, (id_t)t->w->pid, &si,
+	    WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == t->w->pid;
+}
+
 static void
 tmpl_read(struct tmpl *t)
 {
@@ -309,15 +327,25 @@ tmpl_read(struct tmpl *t)
 			continue;
 		if (n == -1 && errno == EAGAIN)
 			return;
+		if (n == -1 && errno == ECONNRESET)
+			n = 0;		/* closed with a datagram unread */
 		if (n <= 0 && (t->w->state == WS_DRAINING ||
 		    t->w->state == WS_KILLED)) {
 			tmpl_shut(t);	/* on its way out, as asked */
 			return;
 		}
-		if (n <= 0) {
-			tmpl_break(t, "closed its end of RECYCLERD_TEMPLATE_FD"
-			    "%s%s", n == -1 ? ": " : "",
-			    n == -1 ? strerror(errno) : "");
+		if (n == 0) {
+			/* Exiting (its exit tells why), or it closed the
+			 * socket and lives on: see tmpl_answer_cb(). */
+			t->broken = t->closed = true;
+			tmpl_shut(t);
+			ev_timer_set(&t->answer, CLOSE_GRACE, 0.0);
+			ev_timer_start(t->set->pool->rd->loop, &t->answer);
+			return;
+		}
+		if (n < 0) {
+			tmpl_break(t, "unable to read its answers: %s",
+			    strerror(errno));
 			return;
 		}
 		if (n > ANSWER_MAX) {
@@ -349,6 +377,12 @@ tmpl_answer_cb(struct ev_loop *loop, ev_timer *timer, int revents)
 
 	(void)loop;
 	(void)revents;
+	if (t->closed) {
+		if (!tmpl_exited(t))
+			tmpl_break(t, "closed its end of "
+			    "RECYCLERD_TEMPLATE_FD");
+		return;
+	}
 	tmpl_read(t);		/* an answer may be waiting already */
 	if (t->nowed == 0 || t->fd == -1)
 		return;
@@ -371,8 +405,8 @@ tmpl_shut(struct tmpl *t)
 	}
 	ev_timer_stop(t->set->pool->rd->loop, &t->answer);
 	while ((w = owed_pop(t)) != NULL) {
-		wlog(w, LOG_WARNING, "template %u gone before it answered the "
-		    "FORK", t->gen);
+		wlog(w, LOG_WARNING, "template %u failed before it answered "
+		    "the FORK", t->gen);
 		fork_failed(w);
 	}
 	if (t->set->cur == t)
@@ -397,7 +431,7 @@ tmpl_break(struct tmpl *t, const char *fmt, ...)
 	tlog(t, LOG_ERR, "%s; killing it", why);
 	snprintf(ts->last_error, sizeof ts->last_error, "template %u %s",
 	    t->gen, why);
-	t->broken = true;
+	t->broken = t->explained = true;
 	t->w->failed = true;
 	worker_kill(t->w, REASON_CRASH);
 	tmpl_shut(t);
@@ -611,7 +645,7 @@ template_exited(struct pool *p, struct worker *w, int status)
 	if (!failure) {
 		tlog(t, LOG_INFO, "%s after %.2fs", st, up);
 	} else {
-		if (!t->broken)
+		if (!t->explained)
 			snprintf(ts->last_error, sizeof ts->last_error,
 			    "template %u %s after %.2fs%s", t->gen, st, up,
 			    t->ready ? "" : ", before READY=1");
@@ -714,6 +748,7 @@ template_sample(struct pool *p, double now)
 		    units_format_size(t->w->limits.kill_memory, b, sizeof b));
 		tlog(t, LOG_WARNING, "%s over kill_memory %s, killing it",
 		    units_format_size(t->w->memory, a, sizeof a), b);
+		t->broken = t->explained = true;
 		worker_kill(t->w, REASON_KILL_MEMORY);
 		tmpl_shut(t);
 	}

@@ -86,7 +86,9 @@ def worker_main(args, tfd, dirfd, fields):
         os.environ["LISTEN_PID"] = str(pid)
     os.environ["RECYCLERD_WORKER"] = fields.get("slot", "")
     os.environ["RECYCLERD_GENERATION"] = fields.get("generation", "")
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    # Drain: finish the connection in hand, then exit.
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
     if args.worker == "exit" and misbehave(args):
         os._exit(3)
     if not (args.worker == "never-ready" and misbehave(args)):
@@ -99,7 +101,7 @@ def worker_main(args, tfd, dirfd, fields):
     tasks = 0
     line = f"{fields.get('slot')} {pid} {fields.get('generation')}\n"
     next_tick = time.monotonic() + args.interval
-    while True:
+    while not stopping:
         if listener is not None:
             try:
                 conn, _ = listener.accept()
@@ -117,6 +119,7 @@ def worker_main(args, tfd, dirfd, fields):
         if args.tasks > 0:
             tasks += args.tasks
             notify(f"TASKS={tasks}")
+    os._exit(0)
 
 
 def answer(tfd, text):
