@@ -138,6 +138,10 @@ on_notify(void *arg, pid_t pid, char *buf, size_t len)
 	struct worker *w = worker_of_pid(rd, pid);
 	double now;
 
+	/* A template speaks for itself only: a process below it is one of
+	 * its forks on the way to being re-parented to us. */
+	if (w != NULL && w->is_template && w->pid != pid)
+		w = NULL;
 	if (w == NULL && template_forking(rd)) {
 		/* Perhaps a template's worker whose PID= is still unread. */
 		template_poll(rd);

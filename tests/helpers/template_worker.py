@@ -18,6 +18,7 @@ Misbehaviour, for the error tests (--template MODE, --worker MODE):
             (closes its end at the first FORK), crash (exits at the first
             FORK), bad-pid (answers PID=1)
   worker:   never-ready, exit (exits at once, before READY=1)
+--delay-answer SECONDS: answer PID= late, after the worker ran.
 --once FILE: misbehave only if FILE does not exist (and create it), so the
 next template (or worker) behaves.
 """
@@ -189,6 +190,10 @@ def serve_template(args, tfd):
         os.waitpid(child, 0)
         if dirfd is not None:
             os.close(dirfd)
+        if args.delay_answer > 0:
+            # The worker runs (READY=1, or its exit) before the daemon
+            # knows its pid.
+            time.sleep(args.delay_answer)
         answer(tfd, f"PID={got.decode()}" if got else "ERROR=fork failed")
 
 
@@ -202,6 +207,8 @@ def main():
     ap.add_argument("--template", default="ok")
     ap.add_argument("--worker", default="ok")
     ap.add_argument("--once")
+    ap.add_argument("--delay-answer", type=float, default=0,
+                    help="seconds between the fork and the PID= answer")
     args = ap.parse_args()
 
     tfd = int(os.environ["RECYCLERD_TEMPLATE_FD"])

@@ -199,6 +199,11 @@ def test_template_crash_leaves_workers_running(recyclerd):
                   what="template 2 ready")
     assert t2["pid"] != t1["pid"]
     assert pool(recyclerd)["template"]["failures"] == 1
+    text = ctl(recyclerd, "status").stdout
+    assert re.search(rf"^  template 2 \[pid {t2['pid']}\]: ready, up .*"
+                     r"forks \d+, failures 1$", text, re.M), text
+    assert re.search(r"^  template last error: template 1 killed by "
+                     r"SIGKILL after", text, re.M), text
     for pid in ws.values():
         assert pid_alive(pid)
     assert ready_workers(recyclerd, 2) == ws
@@ -276,6 +281,30 @@ def test_reload_that_changes_the_command_deploys_a_new_template(recyclerd):
              ready_workers(recyclerd, 1)[0] != old, 15,
              what="new template and worker")
     wait_for(lambda: not pid_alive(t1["pid"]), 10, what="template 1 gone")
+
+
+def test_ready_before_the_pid_answer_counts(recyclerd):
+    # The worker sends READY=1 (and is our child, found by the orphan
+    # sweep every 50 ms) half a second before the template names it.
+    start(recyclerd, "--delay-answer", "0.5", workers=2, ready_timeout="3s")
+    ws = ready_workers(recyclerd, 2)
+    for pid in ws.values():
+        assert ppid(pid) == recyclerd.pid
+        assert not recyclerd.log_has(rf"orphan \[pid {pid}\]")
+    assert not recyclerd.log_has(r"notify: dropped message")
+    assert not recyclerd.log_has(r"no READY=1 within")
+
+
+def test_exit_before_the_pid_answer_is_recorded(recyclerd):
+    once = recyclerd.dir / "once"
+    start(recyclerd, "--delay-answer", "0.5", "--worker", "exit", "--once",
+          str(once), workers=1, ready_timeout="3s")
+    recyclerd.wait_log(r"worker 0 \[pid \d+\]: forked by template 1, and "
+                       r"gone before its PID= was read")
+    recyclerd.wait_log(r"worker 0 \[pid \d+\]: crashed: exited with "
+                       r"status 3")
+    assert pool(recyclerd)["failed_starts"] == 1
+    ready_workers(recyclerd, 1)
 
 
 # --- errors: each named in the log and status, and never a hung pool ---
