@@ -1106,6 +1106,10 @@ pool_sample_cb(struct ev_loop *loop, ev_timer *t, int revents)
 void
 pool_worker_event(struct pool *p, struct worker *w)
 {
+	if (w->is_template) {
+		template_event(p, w);
+		return;
+	}
 	if (w->state != WS_READY)
 		return;
 	pool_check_worker(p, w, mono_now(), false);
@@ -1141,6 +1145,9 @@ pool_worker_ready(struct pool *p, struct worker *w)
 	    config_diff_pool(w->cfg, p->cfg, &key) >= CHANGE_RESPAWN)
 		pool_want_recycle(p, w, REASON_RELOAD, "configuration changed "
 		    "while it was starting");
+	else if (w->stale_template)
+		pool_want_recycle(p, w, REASON_MANUAL, "forked by a template "
+		    "retired while it was starting");
 	if (old != NULL) {
 		wlog(old, LOG_INFO, "replacement [pid %ld] ready after %.3fs, "
 		    "draining with %s", (long)w->pid,

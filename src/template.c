@@ -90,6 +90,8 @@ static void	tmpl_break(struct tmpl *, const char *fmt, ...)
 		    PRINTFLIKE(2, 3);
 static void	tmpl_free(struct tmpl *);
 static void	tmpl_shut(struct tmpl *);
+static struct tmpl *tmpl_of(struct pool *, struct worker *);
+static bool	tmpl_wanted(const struct pool *);
 
 #define plog(p, prio, ...) do {						\
 	struct log_ctx plog_ctx_ = { .pool = (p)->name, .worker = -1 };	\
@@ -266,6 +268,9 @@ fork_answered(struct tmpl *t, struct worker *w, const char *value)
 		worker_kill(w, w->stop_reason);
 		return;
 	}
+	/* Asked of a template that a deploy has retired since: old code,
+	 * replaced as soon as it is ready. */
+	w->stale_template = t->retired && tmpl_wanted(p);
 	stash_replay(w);
 	if (w->state == WS_STARTING && !w->failed &&
 	    w->cfg->ready == READY_SPAWN)
@@ -726,32 +731,47 @@ template_notify(struct pool *p, struct worker *w, char *buf, size_t len)
 	}
 }
 
+/* Sample it; kill_memory is the one limit a template has. */
+static void
+tmpl_check(struct pool *p, struct tmpl *t, double now)
+{
+	char a[16], b[16];
+
+	if (t->w->state != WS_READY || worker_sample(t->w, now,
+	    t->w->limits.kill_memory != 0) == -1)
+		return;
+	if (t->w->limits.kill_memory == 0 ||
+	    t->w->memory < t->w->limits.kill_memory)
+		return;
+	snprintf(p->tmpl->last_error, sizeof p->tmpl->last_error,
+	    "template %u %s %s > kill_memory %s", t->gen,
+	    mem_metric_name(t->w->cfg->memory_metric),
+	    units_format_size(t->w->memory, a, sizeof a),
+	    units_format_size(t->w->limits.kill_memory, b, sizeof b));
+	tlog(t, LOG_WARNING, "%s over kill_memory %s, killing it", a, b);
+	t->broken = t->explained = true;
+	worker_kill(t->w, REASON_KILL_MEMORY);
+	tmpl_shut(t);
+}
+
 void
 template_sample(struct pool *p, double now)
 {
 	struct tmpl *t, *next;
-	char a[16], b[16];
 
 	if (p->tmpl == NULL)
 		return;
-	TAILQ_FOREACH_SAFE(t, &p->tmpl->all, entry, next) {
-		if (t->w->state != WS_READY || worker_sample(t->w, now,
-		    t->w->limits.kill_memory != 0) == -1)
-			continue;
-		if (t->w->limits.kill_memory == 0 ||
-		    t->w->memory < t->w->limits.kill_memory)
-			continue;
-		snprintf(p->tmpl->last_error, sizeof p->tmpl->last_error,
-		    "template %u %s %s > kill_memory %s", t->gen,
-		    mem_metric_name(t->w->cfg->memory_metric),
-		    units_format_size(t->w->memory, a, sizeof a),
-		    units_format_size(t->w->limits.kill_memory, b, sizeof b));
-		tlog(t, LOG_WARNING, "%s over kill_memory %s, killing it",
-		    units_format_size(t->w->memory, a, sizeof a), b);
-		t->broken = t->explained = true;
-		worker_kill(t->w, REASON_KILL_MEMORY);
-		tmpl_shut(t);
-	}
+	TAILQ_FOREACH_SAFE(t, &p->tmpl->all, entry, next)
+		tmpl_check(p, t, now);
+}
+
+void
+template_event(struct pool *p, struct worker *w)
+{
+	struct tmpl *t = tmpl_of(p, w);
+
+	if (t != NULL)
+		tmpl_check(p, t, mono_now());
 }
 
 void

@@ -66,8 +66,10 @@ void		 template_exited(struct pool *, struct worker *, int status);
 void		 template_timeout(struct pool *, struct worker *);
 void		 template_notify(struct pool *, struct worker *, char *buf,
 		    size_t len);
-/* Sample the templates (kill_memory applies). */
+/* Sample the templates (kill_memory applies); at once after a cgroup
+ * threshold event of template w. */
 void		 template_sample(struct pool *, double now);
+void		 template_event(struct pool *, struct worker *);
 void		 template_shutdown(struct pool *);
 void		 template_kill_all(struct pool *);
 /* No template process left (a pool is empty only then). */

@@ -104,6 +104,8 @@ struct worker {
 	 * template answers PID=. */
 	bool		 is_template;
 	bool		 forking;
+	bool		 stale_template; /* forked by a retired template:
+					 * recycled once ready */
 
 	struct cgroup	*cg;		/* its group, or NULL */
 	bool		 high_armed;	/* memory.high set as the event source */

@@ -19,6 +19,7 @@ Misbehaviour, for the error tests (--template MODE, --worker MODE):
             FORK), bad-pid (answers PID=1)
   worker:   never-ready, exit (exits at once, before READY=1)
 --delay-answer SECONDS: answer PID= late, after the worker ran.
+--grow-per-fork MIB: the template allocates that much after each fork.
 --once FILE: misbehave only if FILE does not exist (and create it), so the
 next template (or worker) behaves.
 """
@@ -128,6 +129,7 @@ def answer(tfd, text):
 
 
 def serve_template(args, tfd):
+    grown = []  # the template's own memory, after the forks
     sock = socket.socket(fileno=os.dup(tfd))
     while True:
         fds = array.array("i")
@@ -195,6 +197,8 @@ def serve_template(args, tfd):
             # knows its pid.
             time.sleep(args.delay_answer)
         answer(tfd, f"PID={got.decode()}" if got else "ERROR=fork failed")
+        if args.grow_per_fork > 0:
+            grown.append(b"g" * int(args.grow_per_fork * 1048576))
 
 
 def main():
@@ -207,6 +211,8 @@ def main():
     ap.add_argument("--template", default="ok")
     ap.add_argument("--worker", default="ok")
     ap.add_argument("--once")
+    ap.add_argument("--grow-per-fork", type=float, default=0,
+                    help="MiB the template allocates after each fork")
     ap.add_argument("--delay-answer", type=float, default=0,
                     help="seconds between the fork and the PID= answer")
     args = ap.parse_args()

@@ -264,10 +264,10 @@ def test_recycle_all_deploys_a_new_template_without_a_gap(recyclerd):
     assert served & set(new.values())
     recyclerd.wait_log(r"template 1: retired, draining")
     # Forked after template 2 was ready, so from it.
-    i_ready = recyclerd.line_index(r"template 2: ready")
+    i_ready = recyclerd.line_index(r"template 2: ready")[0]
     for slot, pid in new.items():
         assert recyclerd.line_index(
-            rf"worker {slot} \[pid {pid}\]: forked") > i_ready
+            rf"worker {slot} \[pid {pid}\]: forked")[0] > i_ready
 
 
 def test_reload_that_changes_the_command_deploys_a_new_template(recyclerd):
@@ -305,6 +305,40 @@ def test_exit_before_the_pid_answer_is_recorded(recyclerd):
                        r"status 3")
     assert pool(recyclerd)["failed_starts"] == 1
     ready_workers(recyclerd, 1)
+
+
+def test_kill_memory_applies_to_the_template(recyclerd):
+    start(recyclerd, "--grow-per-fork", "80", workers=1,
+          memory_metric="rss", kill_memory="60M")
+    w = ready_workers(recyclerd, 1)[0]
+    recyclerd.wait_log(r"template 1: \S+ over kill_memory 60M, killing it")
+    t2 = wait_for(lambda: (lambda t: t if t["generation"] == 2 and
+                           t["state"] == "ready" else None)(
+                               template_of(recyclerd)), 15,
+                  what="template 2 ready")
+    assert "kill_memory" in t2["last_error"]
+    # Its worker was forked before it grew: untouched.
+    assert pid_alive(w) and ready_workers(recyclerd, 1)[0] == w
+
+
+def test_fork_owed_by_a_retired_template_is_replaced(recyclerd):
+    start(recyclerd, "--delay-answer", "1", workers=1, ready_timeout="5s")
+    first = ready_workers(recyclerd, 1)[0]
+    assert ctl(recyclerd, "recycle", "web", "0").returncode == 0
+    recyclerd.wait_log(rf"worker 0 \[pid {first}\]: .*recycl", timeout=5)
+    assert ctl(recyclerd, "recycle", "web", "all").returncode == 0
+    recyclerd.wait_log(r"forked by a template retired while it was "
+                       r"starting", timeout=15)
+
+    def on_template_2():
+        ws = ready_workers(recyclerd, 1)
+        i = recyclerd.line_index(r"template 2: ready")[0]
+        j = recyclerd.line_index(rf"worker 0 \[pid {ws[0]}\]: forked")[0]
+        return i is not None and j is not None and j > i and ws[0]
+    last = wait_for(on_template_2, 20, what="a worker forked by template 2")
+    assert last != first
+    wait_for(lambda: template_of(recyclerd)["old"] == 0, 10,
+             what="template 1 retired")
 
 
 # --- errors: each named in the log and status, and never a hung pool ---
