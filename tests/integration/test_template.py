@@ -341,6 +341,36 @@ def test_fork_owed_by_a_retired_template_is_replaced(recyclerd):
              what="template 1 retired")
 
 
+def test_stop_and_start_stop_and_restart_the_template(recyclerd):
+    start(recyclerd, workers=2)
+    ws = ready_workers(recyclerd, 2)
+    t1 = template_of(recyclerd)
+    assert ctl(recyclerd, "stop", "web").returncode == 0
+    wait_for(lambda: not pid_alive(t1["pid"]) and
+             not any(pid_alive(p) for p in ws.values()), 15,
+             what="template and workers stopped")
+    assert pool(recyclerd)["template"]["pid"] is None
+    assert ctl(recyclerd, "start", "web").returncode == 0
+    t2 = template_of(recyclerd)
+    assert t2["generation"] == 2
+    ready_workers(recyclerd, 2)
+    # A stopped template is no failure.
+    assert pool(recyclerd)["template"]["failures"] == 0
+
+
+def test_shutdown_while_a_fork_is_owed_leaves_nothing(recyclerd):
+    # The daemon stops while the template has forked a worker it has not
+    # named yet: the teardown fails the test on any process left.
+    start(recyclerd, "--delay-answer", "3", workers=1, ready_timeout="10s")
+    ready_workers(recyclerd, 1)
+    assert ctl(recyclerd, "recycle", "web", "0").returncode == 0
+    wait_for(lambda: pool(recyclerd)["template"]["forking"] == 1, 10,
+             what="a fork owed")
+    time.sleep(0.3)
+    recyclerd.stop()
+    assert recyclerd.proc.returncode == 0
+
+
 # --- errors: each named in the log and status, and never a hung pool ---
 
 ERRORS = [
