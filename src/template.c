@@ -320,6 +320,19 @@ tmpl_exited(const struct tmpl *t)
 	    WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == t->w->pid;
 }
 
+/* Its end is closed: it is exiting (its exit tells why), or it closed the
+ * socket and lives on (tmpl_answer_cb() breaks it after CLOSE_GRACE). */
+static void
+tmpl_closed(struct tmpl *t)
+{
+	if (t->closed)
+		return;
+	t->broken = t->closed = true;
+	tmpl_shut(t);
+	ev_timer_set(&t->answer, CLOSE_GRACE, 0.0);
+	ev_timer_start(t->set->pool->rd->loop, &t->answer);
+}
+
 static void
 tmpl_read(struct tmpl *t)
 {
@@ -340,12 +353,7 @@ tmpl_read(struct tmpl *t)
 			return;
 		}
 		if (n == 0) {
-			/* Exiting (its exit tells why), or it closed the
-			 * socket and lives on: see tmpl_answer_cb(). */
-			t->broken = t->closed = true;
-			tmpl_shut(t);
-			ev_timer_set(&t->answer, CLOSE_GRACE, 0.0);
-			ev_timer_start(t->set->pool->rd->loop, &t->answer);
+			tmpl_closed(t);
 			return;
 		}
 		if (n < 0) {
@@ -584,6 +592,10 @@ template_fork(struct pool *p, unsigned int slot, unsigned int gen)
 		worker_free(w);
 		if (n == -1 && errno == EAGAIN)
 			return NULL;	/* it is behind: a later answer wakes us */
+		if (n == -1 && (errno == EPIPE || errno == ECONNRESET)) {
+			tmpl_closed(t);
+			return NULL;
+		}
 		tmpl_break(t, "unable to send FORK: %s",
 		    n == -1 ? strerror(errno) : "short write");
 		return NULL;
@@ -820,7 +832,6 @@ tmpl_free(struct tmpl *t)
 		close(t->fd);
 	}
 	ev_timer_stop(loop, &t->answer);
-	nforking -= (unsigned int)t->nowed;	/* only at pool_free */
 	free(t->owed);
 	worker_free(t->w);
 	free(t);
@@ -834,6 +845,7 @@ template_free(struct pool *p)
 	if (p->tmpl == NULL)
 		return;
 	while ((t = TAILQ_FIRST(&p->tmpl->all)) != NULL) {
+		nforking -= (unsigned int)t->nowed;
 		t->nowed = 0;		/* pool_free frees those workers */
 		tmpl_free(t);
 	}
