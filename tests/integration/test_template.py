@@ -371,6 +371,25 @@ def test_shutdown_while_a_fork_is_owed_leaves_nothing(recyclerd):
     assert recyclerd.proc.returncode == 0
 
 
+def test_reload_from_template_to_exec_and_back(recyclerd):
+    start(recyclerd, workers=1)
+    forked = ready_workers(recyclerd, 1)[0]
+    t1 = template_of(recyclerd)
+    recyclerd.write_config(workers=1, spawn="exec")
+    recyclerd.reload()
+    wait_for(lambda: not pid_alive(t1["pid"]) and not pid_alive(forked) and
+             pool(recyclerd)["template"] is None, 15,
+             what="template and forked worker gone")
+    exec_pid = ready_workers(recyclerd, 1)[0]
+    assert "RECYCLERD_TEMPLATE_FD" not in rd.read_environ(exec_pid)
+    recyclerd.write_config(workers=1, spawn="template", command=tcommand())
+    recyclerd.reload()
+    wait_for(lambda: ready_workers(recyclerd, 1)[0] != exec_pid, 15,
+             what="a forked worker again")
+    assert template_of(recyclerd)["generation"] == 2
+    wait_for(lambda: not pid_alive(exec_pid), 10, what="exec'd worker gone")
+
+
 # --- errors: each named in the log and status, and never a hung pool ---
 
 ERRORS = [
