@@ -1263,7 +1263,10 @@ cgroup_worker_open(struct cgroup *pool, unsigned int slot, unsigned int gen,
 	}
 	r = pool->root;
 	retry_pending(r);
-	snprintf(name, sizeof name, "worker-%u-%u", slot, gen);
+	if (slot == CGROUP_TEMPLATE)
+		snprintf(name, sizeof name, "template-%u", gen);
+	else
+		snprintf(name, sizeof name, "worker-%u-%u", slot, gen);
 	if ((g = group_make(r, pool->dir_fd, pool->path, name, false)) == NULL)
 		return NULL;
 	g->pool = pool;
@@ -1381,6 +1384,16 @@ int
 cgroup_dir_fd(const struct cgroup *g)
 {
 	return g != NULL && g->root->version == CG_V2 ? g->dir_fd : -1;
+}
+
+int
+cgroup_open_path(const struct cgroup *g)
+{
+	if (g == NULL || g->dir_fd == -1) {
+		errno = EBADF;
+		return -1;
+	}
+	return openat(g->dir_fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
 }
 
 int

@@ -76,8 +76,10 @@ struct cgroup *cgroup_pool_open(struct cgroup_root *, const char *pool,
  * Worker group POOL/worker-SLOT-GEN with memory_high/memory_max (0 = none);
  * on v2 also memory.oom.group = 1. v1 has no memory.high: memory_high is
  * ignored there, and cgroup_set_high() fails with EOPNOTSUPP (log it once).
- * NULL with errno (EEXIST: that slot and generation are in use).
+ * NULL with errno (EEXIST: that slot and generation are in use). Slot
+ * CGROUP_TEMPLATE makes the group of a template, POOL/template-GEN.
  */
+#define CGROUP_TEMPLATE	0xffffffffu
 struct cgroup *cgroup_worker_open(struct cgroup *pool, unsigned int slot,
 	    unsigned int gen, uint64_t memory_high, uint64_t memory_max);
 /*
@@ -92,6 +94,9 @@ const char *cgroup_path(const struct cgroup *);
 
 /* Directory fd for clone3(CLONE_INTO_CGROUP) on v2, else -1. */
 int	cgroup_dir_fd(const struct cgroup *);
+/* A new O_PATH, close-on-exec descriptor of its directory (v1 and v2),
+ * for a template's forked worker; -1 with errno. */
+int	cgroup_open_path(const struct cgroup *);
 /* Put pid in the group (cgroup.procs); 0 or -1 with errno. Async-signal-
  * safe: may be called between fork and exec with getpid() (pid 0 = self). */
 int	cgroup_attach(const struct cgroup *, pid_t pid);

@@ -104,6 +104,9 @@ static const char *const scope_names[] = {
 static const char *const ready_names[] = {
 	[READY_SPAWN] = "spawn", [READY_NOTIFY] = "notify", NULL,
 };
+static const char *const spawn_names[] = {
+	[SPAWN_EXEC] = "exec", [SPAWN_TEMPLATE] = "template", NULL,
+};
 static const char *const metric_names[] = {
 	[METRIC_RSS] = "rss", [METRIC_PSS] = "pss", [METRIC_USS] = "uss",
 	[METRIC_CGROUP] = "cgroup", [METRIC_CGROUP_ANON] = "cgroup_anon", NULL,
@@ -151,6 +154,8 @@ static const char *const metric_names[] = {
 	X("pool", "capabilities", OPT_CAPS, P(capabilities), NULL, 0, 0, \
 	    NULL, OPT_CHANGE_RESPAWN) \
 	X("pool", "ready", OPT_ENUM, P(ready), "spawn", 0, 0, ready_names, \
+	    OPT_CHANGE_RESPAWN) \
+	X("pool", "spawn", OPT_ENUM, P(spawn), "exec", 0, 0, spawn_names, \
 	    OPT_CHANGE_RESPAWN) \
 	X("pool", "ready_timeout", OPT_MSEC, P(ready_timeout_ms), "30s", \
 	    1, 0, NULL, OPT_CHANGE_NONE) \

@@ -35,6 +35,9 @@
 #define CONFIG_DEFAULT_SOCKET	"/run/recyclerd/control.sock"
 
 enum ready_mode { READY_SPAWN, READY_NOTIFY };
+/* exec: every worker runs command; template: command runs once and forks
+ * the workers (template.c). */
+enum spawn_mode { SPAWN_EXEC, SPAWN_TEMPLATE };
 
 enum mem_metric {
 	METRIC_RSS,		/* /proc/PID/statm resident */
@@ -86,6 +89,7 @@ struct pool_config {
 
 	/* Start-up. */
 	enum ready_mode	 ready;
+	enum spawn_mode	 spawn;
 	uint64_t	 ready_timeout_ms;
 
 	/* Recycling triggers; 0 = off. */

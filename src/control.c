@@ -47,6 +47,7 @@
 #include "notify.h"
 #include "policy.h"
 #include "pool.h"
+#include "template.h"
 #include "recyclerd.h"
 #include "units.h"
 #include "util.h"
@@ -490,6 +491,42 @@ worker_json(struct worker *w, double now, bool exact, struct worker **pend,
 	return o;
 }
 
+/* spawn = template: the template forks go to, or null. */
+static json_object *
+template_json(const struct pool *p)
+{
+	struct template_info ti;
+	json_object *o;
+	struct worker *w;
+
+	template_info(p, &ti);
+	o = json_object_new_object();
+	if ((w = ti.w) != NULL) {
+		add(o, "pid", json_object_new_int64(w->pid));
+		add(o, "generation", j_u64(ti.generation));
+		add(o, "state", json_object_new_string(
+		    worker_state_name(w->state)));
+		add(o, "uptime", j_double(worker_uptime(w, mono_now()), 3));
+		add(o, "rss", j_u64_or_null(w->last.rss));
+		add(o, "pss", w->last.has_smaps ? j_u64(w->last.pss) : NULL);
+		add(o, "memory", j_u64_or_null(w->memory));
+		add(o, "status_text", j_str_or_null(w->status));
+	} else {
+		add(o, "pid", NULL);
+		add(o, "generation", NULL);
+		add(o, "state", json_object_new_string(ti.restart_in > 0 ?
+		    "backoff" : "none"));
+	}
+	add(o, "forks", j_u64(ti.forks));
+	add(o, "forking", j_u64(ti.inflight));
+	add(o, "old", j_u64(ti.old));
+	add(o, "failures", j_u64(ti.failures));
+	add(o, "last_error", j_str_or_null(ti.last_error));
+	add(o, "restart_in", ti.restart_in > 0 ? j_double(ti.restart_in, 3) :
+	    NULL);
+	return o;
+}
+
 static int
 worker_cmp(const void *a, const void *b)
 {
@@ -560,6 +597,10 @@ pool_json(struct pool *p)
 		add(o, "child_recycles", rec);
 		add(o, "child_recycles_total", j_u64(total));
 	}
+	add(o, "spawn", json_object_new_string(p->cfg->spawn ==
+	    SPAWN_TEMPLATE ? "template" : "exec"));
+	add(o, "template", p->cfg->spawn == SPAWN_TEMPLATE ||
+	    !template_is_gone(p) ? template_json(p) : NULL);
 
 	add(o, "metric", json_object_new_string(
 	    mem_metric_name(p->cfg->memory_metric)));

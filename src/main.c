@@ -38,6 +38,7 @@
 #include "pool.h"
 #include "recyclerd.h"
 #include "spawner.h"
+#include "template.h"
 #include "units.h"
 #include "worker.h"
 
@@ -148,6 +149,9 @@ owner_by_slot(struct recyclerd *rd, const char *pool, unsigned long slot)
 static const struct orphans_find orphans_find = {
 	.by_pid = owner_by_pid,
 	.by_slot = owner_by_slot,
+	.poll = template_poll,
+	.forking = template_forking,
+	.reaped = template_reaped,
 };
 
 static void
@@ -159,6 +163,17 @@ on_notify(void *arg, pid_t pid, char *buf, size_t len)
 	struct worker *w = worker_of_pid(rd, pid);
 	double now;
 
+	/* A template speaks for itself only: a process below it is one of
+	 * its forks on the way to being re-parented to us. */
+	if (w != NULL && w->is_template && w->pid != pid)
+		w = NULL;
+	if (w == NULL && template_forking(rd)) {
+		/* Perhaps a template's worker whose PID= is still unread. */
+		template_poll(rd);
+		if ((w = worker_of_pid(rd, pid)) == NULL &&
+		    template_stash(rd, pid, buf, len))
+			return;
+	}
 	if (w != NULL) {
 		pool_worker_notify(w->pool, w, buf, len);
 		return;

@@ -328,6 +328,7 @@ is_new_child(struct orphans *o, pid_t pid)
 
 	return proc_stat_ids(pid, &ppid, NULL, NULL) == 0 &&
 	    ppid == o->rd->pid && !is_helper(o, pid) &&
+	    !o->find->forking(o->rd) &&
 	    pidmap_get(&o->rd->pidmap, pid) == NULL &&
 	    ph_get(&o->orphans, pid) == NULL;
 }
@@ -353,11 +354,16 @@ orphans_sweep(struct orphans *o)
 	size_t i, n;
 
 	o->sweeps++;
+	/* A template's worker is our child before its PID= answer is read:
+	 * read them first, and leave the unknown children to the next sweep
+	 * while an answer is still owed. */
+	o->find->poll(o->rd);
 	n = memprobe_children(o->rd->pid, scratch, nitems(scratch));
 	for (i = 0; i < n; i++) {
 		if (is_helper(o, scratch[i]) ||
 		    pidmap_get(&o->rd->pidmap, scratch[i]) != NULL ||
-		    ph_get(&o->orphans, scratch[i]) != NULL)
+		    ph_get(&o->orphans, scratch[i]) != NULL ||
+		    o->find->forking(o->rd))
 			continue;
 		adopt(o, scratch[i]);
 	}
@@ -396,7 +402,8 @@ on_child(struct ev_loop *loop, ev_child *c, int revents)
 		}
 		forget(o, or);
 	} else if (pidmap_get(&o->rd->pidmap, c->rpid) == NULL &&
-	    !is_helper(o, c->rpid)) {
+	    !is_helper(o, c->rpid) &&
+	    !o->find->reaped(o->rd, c->rpid, c->rstatus)) {
 		log_debug("reaped pid %ld, re-parented to us and gone before "
 		    "a sweep saw it", (long)c->rpid);
 	}

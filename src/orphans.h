@@ -45,12 +45,19 @@ struct orphan_owner {
 /*
  * How the daemon names an owner: the live worker with that pid, or the
  * oldest in that slot of that pool (RECYCLERD_POOL, RECYCLERD_WORKER).
- * NULL when there is none.
+ * NULL when there is none. And what the templates owe (main.c fills it).
  */
 struct orphans_find {
 	struct orphan_owner *(*by_pid)(struct recyclerd *, pid_t);
 	struct orphan_owner *(*by_slot)(struct recyclerd *, const char *pool,
 	    unsigned long slot);
+	/* spawn = template: read the templates' answers now; whether one is
+	 * owed (then an unknown child may be a worker whose PID= is unread,
+	 * not an orphan); an unknown child was reaped: true when its status
+	 * was kept for an owed answer. */
+	void	(*poll)(struct recyclerd *);
+	bool	(*forking)(struct recyclerd *);
+	bool	(*reaped)(struct recyclerd *, pid_t, int status);
 };
 
 void		 orphan_owner_init(struct orphan_owner *, struct log_ctx);

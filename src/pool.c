@@ -29,6 +29,7 @@
 #include "log.h"
 #include "notify.h"
 #include "pool.h"
+#include "template.h"
 #include "recyclerd.h"
 #include "units.h"
 #include "worker.h"
@@ -371,8 +372,11 @@ pool_note_overshoot(struct pool *p, const struct worker *w)
 static void
 pool_worker_state(struct pool *p, struct worker *w, enum worker_state prev)
 {
-	struct slot *s = p->slots[w->slot];
+	struct slot *s;
 
+	if (w->is_template)
+		return;			/* in no list, no count */
+	s = p->slots[w->slot];
 	p->nstate[prev]--;
 	p->nstate[w->state]++;
 	p->recycling += recycle_weight(w, w->state) - recycle_weight(w, prev);
@@ -507,7 +511,7 @@ pool_count(const struct pool *p, int state)
 bool
 pool_is_empty(const struct pool *p)
 {
-	return TAILQ_EMPTY(&p->workers);
+	return TAILQ_EMPTY(&p->workers) && template_is_gone(p);
 }
 
 /* A worker of the slot, other than but, that serves or will serve. */
@@ -564,7 +568,6 @@ pool_spawn_failed(struct pool *p, unsigned int slot)
 /* What the workers tell us (struct worker_ops). */
 static void pool_worker_state(struct pool *, struct worker *,
     enum worker_state);
-static void pool_worker_exited(struct pool *, struct worker *, int);
 static void pool_worker_timeout(struct pool *, struct worker *);
 static void pool_worker_event(struct pool *, struct worker *);
 
@@ -599,8 +602,7 @@ static const struct worker_ops pool_worker_ops = {
 	.event = on_worker_event,
 };
 
-/* What its workers are started with. */
-static struct worker_host
+struct worker_host
 pool_host(struct pool *p)
 {
 	return (struct worker_host){
@@ -629,6 +631,16 @@ pool_spawn(struct pool *p, unsigned int slot)
 	}
 	p->spawned_now++;
 
+	if (p->cfg->spawn == SPAWN_TEMPLATE) {
+		/* NULL: no ready template yet; it queues every slot when it
+		 * is (pool_template_ready). */
+		if ((w = template_fork(p, slot, p->next_gen + 1)) == NULL)
+			return NULL;
+		p->next_gen++;
+		pool_attach(p, w);
+		p->spawns++;
+		return w;
+	}
 	w = worker_spawn(&host, slot, ++p->next_gen, p->snap, p->cfg);
 	if (w == NULL) {
 		pool_spawn_failed(p, slot);
@@ -792,6 +804,7 @@ pool_reconcile_now(struct pool *p)
 void
 pool_run_deferred(struct pool *p)
 {
+	template_reconcile(p);
 	/* Spawning with ready = spawn makes workers ready at once, which
 	 * asks again: loop until nothing is asked (the batch bounds it). */
 	while (p->dirty) {
@@ -1142,6 +1155,7 @@ pool_sample_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	double now = mono_now();
 
 	(void)revents;
+	template_sample(p, now);
 	TAILQ_FOREACH_SAFE(w, &p->workers, entry, next) {
 		if (w->state != WS_READY)
 			continue;
@@ -1160,6 +1174,10 @@ pool_sample_cb(struct ev_loop *loop, ev_timer *t, int revents)
 static void
 pool_worker_event(struct pool *p, struct worker *w)
 {
+	if (w->is_template) {
+		template_event(p, w);
+		return;
+	}
 	if (w->state != WS_READY)
 		return;
 	pool_check_worker(p, w, mono_now(), false);
@@ -1185,7 +1203,7 @@ pool_record_start(struct pool *p, double seconds)
 	    p->nstart % START_RING);
 }
 
-static void
+void
 pool_worker_ready(struct pool *p, struct worker *w)
 {
 	struct worker *old = w->replaces;
@@ -1197,6 +1215,9 @@ pool_worker_ready(struct pool *p, struct worker *w)
 	    config_diff_pool(w->cfg, p->cfg, &key) >= CHANGE_RESPAWN)
 		pool_want_recycle(p, w, REASON_RELOAD, "configuration changed "
 		    "while it was starting");
+	else if (w->stale_template)
+		pool_want_recycle(p, w, REASON_MANUAL, "forked by a template "
+		    "retired while it was starting");
 	if (old != NULL) {
 		wlog(old, LOG_INFO, "replacement [pid %ld] ready after %.3fs, "
 		    "draining with %s", (long)w->pid,
@@ -1218,6 +1239,10 @@ pool_worker_timeout(struct pool *p, struct worker *w)
 {
 	char d[32];
 
+	if (w->is_template) {
+		template_timeout(p, w);
+		return;
+	}
 	/* libev runs expired timers before the I/O of the same turn: a
 	 * READY=1 may be waiting in the socket already. */
 	notify_flush(p->rd->notify);
@@ -1292,13 +1317,34 @@ pool_count_exit(struct pool *p, const struct worker *w, bool oom,
 	p->exits[i]++;
 }
 
-static void
+void
 pool_worker_exited(struct pool *p, struct worker *w, int status)
 {
 	/* Messages it sent before exiting (its last TASKS=, a STOPPING=1
 	 * that makes the exit expected) count before the exit does. */
 	notify_flush(p->rd->notify);
-	pool_record_exit(p, w, status);		/* frees w */
+	if (w->is_template)
+		template_exited(p, w, status);	/* frees w */
+	else
+		pool_record_exit(p, w, status);	/* frees w */
+}
+
+void
+pool_template_ready(struct pool *p)
+{
+	slot_queue_all(p);
+	pool_reconcile(p);
+}
+
+bool
+pool_template_failure(struct pool *p, struct worker *w)
+{
+	uint64_t delay_ms;
+
+	p->crashes++;
+	if (p->state != POOL_RUNNING)
+		return false;
+	return pool_count_failure(p, w, false, mono_now(), &delay_ms);
 }
 
 /* The peak in the pool's metric when it was ever measured exactly, else
@@ -1577,6 +1623,10 @@ pool_worker_notify(struct pool *p, struct worker *w, char *buf, size_t len)
 {
 	struct notify_ctx nc = { p, w };
 
+	if (w->is_template) {
+		template_notify(p, w, buf, len);
+		return;
+	}
 	notify_split(buf, len, pool_notify_assign, &nc);
 }
 
@@ -1671,6 +1721,7 @@ pool_free(struct pool *p)
 		ev_timer_stop(p->rd->loop, &p->slots[i]->respawn);
 		free(p->slots[i]);
 	}
+	template_free(p);
 	while ((w = TAILQ_FIRST(&p->workers)) != NULL) {
 		TAILQ_REMOVE(&p->workers, w, entry);
 		children_free(w->children);
@@ -1721,6 +1772,8 @@ pool_apply(struct pool *p, struct config *snap, const struct pool_config *cfg,
 	if (respawn)
 		plog(p, LOG_INFO, "configuration changed (%s): recycling its "
 		    "workers %u at a time", key, cfg->max_recycling);
+	if (respawn && cfg->spawn == SPAWN_TEMPLATE)
+		template_renew(p, "configuration changed");
 	/* Running workers keep their process but get the new limits; the
 	 * ones to respawn roll max_recycling at a time. Workers still
 	 * starting are seen to when they become ready. */
@@ -1805,6 +1858,8 @@ pool_recycle(struct pool *p, int slot, enum reason why)
 	if (n == 0 && slot >= 0 &&
 	    slot_active(p, (unsigned int)slot, NULL) == NULL)
 		return -1;
+	if (slot < 0 && p->cfg->spawn == SPAWN_TEMPLATE)
+		template_renew(p, "recycle of every worker");
 	pool_reconcile(p);
 	return n;
 }
@@ -1818,6 +1873,7 @@ pool_shutdown(struct pool *p)
 	for (i = 0; i < p->nslots; i++)
 		ev_timer_stop(p->rd->loop, &p->slots[i]->respawn);
 	ev_timer_stop(p->rd->loop, &p->sample);
+	template_shutdown(p);
 	TAILQ_FOREACH(w, &p->workers, entry)
 		worker_drain(w, REASON_SHUTDOWN, p->cfg->shutdown_timeout_ms);
 }
@@ -1827,6 +1883,7 @@ pool_kill_all(struct pool *p)
 {
 	struct worker *w;
 
+	template_kill_all(p);
 	TAILQ_FOREACH(w, &p->workers, entry)
 		if (w->state != WS_KILLED)
 			worker_kill(w, REASON_SHUTDOWN);

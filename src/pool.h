@@ -25,6 +25,7 @@
 struct config;
 struct pool_config;
 struct recyclerd;
+struct templates;
 struct worker;
 
 enum pool_state {
@@ -92,6 +93,7 @@ struct pool {
 	size_t		 ngroups;
 	struct listen_set sockets;	/* held for every worker */
 	struct cgroup	*cg;		/* ROOT/POOL, or NULL */
+	struct templates *tmpl;		/* spawn = template, or NULL */
 
 	ev_timer	 sample;	/* every sample_interval */
 	ev_timer	 more;		/* more spawns due: next loop turn */
@@ -188,6 +190,18 @@ unsigned int	 pool_max_recycling(const struct pool *);
 bool		 pool_is_settled(const struct pool *);
 unsigned int	 pool_count(const struct pool *, int state);
 const char	*pool_state_name(enum pool_state);
+
+/*
+ * For template.c, the pool module's second file (spawn = template): what
+ * its workers are started with; a worker became ready, or exited (frees
+ * it); its template is ready (forks can start); a template failed
+ * (counted toward rapid_fail; false when the pool just failed).
+ */
+struct worker_host pool_host(struct pool *);
+void		 pool_worker_ready(struct pool *, struct worker *);
+void		 pool_worker_exited(struct pool *, struct worker *, int status);
+void		 pool_template_ready(struct pool *);
+bool		 pool_template_failure(struct pool *, struct worker *);
 
 /* A worker's notify message (main.c reads the notify socket). */
 void		 pool_worker_notify(struct pool *, struct worker *, char *buf,

@@ -560,6 +560,45 @@ print_child_rows(struct table *t, json_object *w)
 	}
 }
 
+/* spawn = template: one line for the template the workers fork from. */
+static void
+print_template(FILE *f, json_object *tp)
+{
+	const char *err = jstr(tp, "last_error");
+	char buf[64];
+	double d;
+
+	if (tp == NULL || !json_object_is_type(tp, json_type_object))
+		return;
+	if (jnum(tp, "pid", &d)) {
+		fprintf(f, "  template %" PRIu64 " [pid %.0f]: ",
+		    ju64(tp, "generation"), d);
+		put_clean(f, jstr(tp, "state"), false);
+		fprintf(f, ", up %s", fmt_seconds(tp, "uptime", buf,
+		    sizeof buf));
+		fprintf(f, ", rss %s", fmt_size_or_dash(tp, "rss", buf,
+		    sizeof buf));
+		fprintf(f, ", pss %s", fmt_size_or_dash(tp, "pss", buf,
+		    sizeof buf));
+	} else {
+		fputs("  template: ", f);
+		put_clean(f, jstr(tp, "state"), false);
+		if (jnum(tp, "restart_in", &d))
+			fprintf(f, " (next in %s)", fmt_seconds(tp,
+			    "restart_in", buf, sizeof buf));
+	}
+	fprintf(f, ", forks %" PRIu64 ", failures %" PRIu64,
+	    ju64(tp, "forks"), ju64(tp, "failures"));
+	if (ju64(tp, "old") > 0)
+		fprintf(f, ", %" PRIu64 " old retiring", ju64(tp, "old"));
+	fputc('\n', f);
+	if (err != NULL) {
+		fputs("  template last error: ", f);
+		put_clean(f, err, false);
+		fputc('\n', f);
+	}
+}
+
 static void
 print_pool(FILE *f, json_object *p)
 {
@@ -617,6 +656,8 @@ print_pool(FILE *f, json_object *p)
 		fprintf(f, ", max_lifetime %s", fmt_seconds(p, "max_lifetime",
 		    buf, sizeof buf));
 	fputc('\n', f);
+
+	print_template(f, jget(p, "template"));
 
 	if (ws == NULL || !json_object_is_type(ws, json_type_array) ||
 	    json_object_array_length(ws) == 0) {

@@ -85,7 +85,7 @@ worker_signal(struct worker *w, int sig)
 {
 	if (w->pidfd != -1)
 		return pidfd_signal(w->pidfd, sig);
-	if (!worker_unreaped(w)) {
+	if (w->pid == 0 || !worker_unreaped(w)) {	/* 0: still forking */
 		errno = ESRCH;
 		return -1;
 	}
@@ -189,6 +189,8 @@ signal_reaped_session(struct worker *w, int sig)
 static void
 worker_signal_group(struct worker *w, int sig)
 {
+	if (w->pid == 0)
+		return;			/* no process yet: no group */
 	if (worker_unreaped(w)) {
 		if (kill(-w->pid, sig) == -1 && errno != ESRCH)
 			wlog(w, LOG_WARNING, "unable to kill process group: "
@@ -214,8 +216,8 @@ worker_state_name(enum worker_state s)
 struct log_ctx
 worker_ctx(const struct worker *w)
 {
-	return (struct log_ctx){ .pool = w->pool_name, .worker = (int)w->slot,
-		.pid = w->pid };
+	return (struct log_ctx){ .pool = w->pool_name,
+		.worker = w->is_template ? -1 : (int)w->slot, .pid = w->pid };
 }
 
 double
@@ -309,6 +311,8 @@ kill_tree(struct worker *w)
 	orphans_kill_owner(w->rd->orphans, &w->orph);
 	if (w->cg != NULL && cgroup_kill(w->cg) == 0)
 		return;
+	if (w->pid == 0)
+		return;			/* still forking: nothing to walk */
 	n = memprobe_tree(w->pid, pids, TREE_MAX);
 	worker_signal_group(w, SIGKILL);
 	for (i = 0; i < n; i++)
@@ -415,7 +419,7 @@ worker_confirm_soon(struct worker *w)
  */
 static char **
 worker_env(const struct worker *w, const struct worker_host *p,
-    char *pid_vars[2])
+    char *pid_vars[2], int tmpl_fd)
 {
 	const struct pool_config *cfg = w->cfg;
 	size_t n = strv_len(p->env), i = 0, k;
@@ -425,7 +429,12 @@ worker_env(const struct worker *w, const struct worker_host *p,
 
 	for (k = 0; k < n; k++)
 		env[i++] = xstrdup(p->env[k]);
-	xasprintf(&env[i++], "RECYCLERD_WORKER=%u", w->slot);
+	/* The template's descriptor follows the sockets (spawn_req.fds). */
+	if (tmpl_fd != -1)
+		xasprintf(&env[i++], "RECYCLERD_TEMPLATE_FD=%zu",
+		    3 + p->sockets->n);
+	else
+		xasprintf(&env[i++], "RECYCLERD_WORKER=%u", w->slot);
 	pid_vars[0] = pid_vars[1] = NULL;
 	if (p->sockets->n > 0) {
 		xasprintf(&env[i++], "LISTEN_FDS=%zu", p->sockets->n);
@@ -528,36 +537,60 @@ worker_request(const struct worker *w, const struct worker_host *p, char **env,
 	req->no_new_privs = cfg->no_new_privs;
 }
 
-struct worker *
-worker_spawn(const struct worker_host *p, unsigned int slot, unsigned int gen,
-    struct config *snap, const struct pool_config *cfg)
+/* Its own group below the pool's, when the pool has one. */
+static void
+worker_open_cgroup(struct worker *w, const struct worker_host *p)
+{
+	const struct pool_config *cfg = w->cfg;
+
+	if (p->cg != NULL && (w->cg = cgroup_worker_open(p->cg,
+	    w->is_template ? CGROUP_TEMPLATE : w->slot, w->gen,
+	    cfg->memory_high, cfg->memory_max)) == NULL)
+		log_warn("pool %s %s %u: unable to create its cgroup: %s; "
+		    "it runs in the pool's group, measured through /proc, "
+		    "without its own memory_high or memory_max", p->name,
+		    w->is_template ? "template" : "worker",
+		    w->is_template ? w->gen : w->slot, strerror(errno));
+}
+
+static struct worker *
+worker_start(const struct worker_host *p, unsigned int slot, unsigned int gen,
+    struct config *snap, const struct pool_config *cfg, int tmpl_fd)
 {
 	struct recyclerd *rd = p->rd;
 	struct spawn_req req = { 0 };
-	int out[2] = { -1, -1 }, err[2] = { -1, -1 };
+	int out[2] = { -1, -1 }, err[2] = { -1, -1 }, *fds = NULL;
 	struct worker *w = worker_new(p, slot, gen, snap, cfg);
 	char **env;
 	pid_t pid;
 
-	if (p->cg != NULL && (w->cg = cgroup_worker_open(p->cg, slot, gen,
-	    cfg->memory_high, cfg->memory_max)) == NULL)
-		log_warn("pool %s worker %u: unable to create its cgroup: %s; "
-		    "it runs in the pool's group, measured through /proc, "
-		    "without its own memory_high or memory_max", p->name, slot,
-		    strerror(errno));
-	env = worker_env(w, p, req.pid_vars);
+	w->is_template = tmpl_fd != -1;
+	worker_open_cgroup(w, p);
+	env = worker_env(w, p, req.pid_vars, tmpl_fd);
 	worker_stdio(p, out, err);
 	worker_request(w, p, env, out[1], err[1], &req);
+	if (tmpl_fd != -1) {
+		/* Its end of the pair after the sockets, not in LISTEN_FDS. */
+		fds = xcalloc(p->sockets->n + 1, sizeof *fds);
+		if (p->sockets->n > 0)
+			memcpy(fds, p->sockets->fds,
+			    p->sockets->n * sizeof *fds);
+		fds[p->sockets->n] = tmpl_fd;
+		req.fds = fds;
+		req.nfds = p->sockets->n + 1;
+	}
 
 	pid = spawner_spawn(rd->spawner, &req, &w->exec_fd);
 	strv_free(env);
+	free(fds);
 	if (out[1] != -1)
 		close(out[1]);
 	if (err[1] != -1)
 		close(err[1]);
 	if (pid == -1) {
-		log_err("pool %s worker %u: unable to fork: %s", p->name, slot,
-		    strerror(errno));
+		log_err("pool %s %s %u: unable to fork: %s", p->name,
+		    tmpl_fd != -1 ? "template" : "worker",
+		    tmpl_fd != -1 ? gen : slot, strerror(errno));
 		if (out[0] != -1)
 			close(out[0]);
 		if (err[0] != -1)
@@ -596,6 +629,59 @@ worker_spawn(const struct worker_host *p, unsigned int slot, unsigned int gen,
 	return w;
 }
 
+struct worker *
+worker_spawn(const struct worker_host *p, unsigned int slot, unsigned int gen,
+    struct config *snap, const struct pool_config *cfg)
+{
+	return worker_start(p, slot, gen, snap, cfg, -1);
+}
+
+struct worker *
+worker_spawn_template(const struct worker_host *p, unsigned int gen,
+    struct config *snap, const struct pool_config *cfg, int tmpl_fd)
+{
+	return worker_start(p, CGROUP_TEMPLATE, gen, snap, cfg, tmpl_fd);
+}
+
+struct worker *
+worker_forking(const struct worker_host *p, unsigned int slot,
+    unsigned int gen, struct config *snap, const struct pool_config *cfg)
+{
+	struct worker *w = worker_new(p, slot, gen, snap, cfg);
+
+	w->forking = true;
+	worker_open_cgroup(w, p);
+	w->spawn_mono = w->state_mono = mono_now();
+	w->state = WS_STARTING;	/* the first state, not a transition */
+	return w;
+}
+
+void
+worker_forked(struct worker *w, pid_t pid)
+{
+	struct recyclerd *rd = w->rd;
+
+	w->forking = false;
+	w->pid = pid;
+	w->orph.ctx.pid = pid;
+	w->pidfd = pid_open(pid);	/* unreaped: it is our child */
+	ev_child_set(&w->child, pid, 0);
+	ev_child_start(rd->loop, &w->child);
+	guard_add(rd->guard, pid);
+	pidmap_add(&rd->pidmap, pid, w);
+	if ((w->probe = memprobe_new(pid)) == NULL && errno != ESRCH)
+		wlog(w, LOG_WARNING, "unable to open its /proc files: %s; "
+		    "trying again at each sample", strerror(errno));
+	wlog(w, LOG_INFO, "forked by the template after %.3fs",
+	    mono_now() - w->spawn_mono);
+	if (w->state != WS_STARTING)
+		return;		/* stopped while forking: the caller kills it */
+	ev_now_update(rd->loop);
+	ev_timer_set(&w->timer, (double)w->cfg->ready_timeout_ms / 1000.0,
+	    0.0);
+	ev_timer_start(rd->loop, &w->timer);
+}
+
 void
 worker_free(struct worker *w)
 {
@@ -616,8 +702,10 @@ worker_free(struct worker *w)
 	if (w->log_limit.suppressed > 0)
 		wlog(w, LOG_WARNING, "notify: %u messages suppressed",
 		    w->log_limit.suppressed);
-	pidmap_del(&rd->pidmap, w->pid);
-	guard_del(rd->guard, w->pid);
+	if (w->pid != 0) {		/* 0: the template never forked it */
+		pidmap_del(&rd->pidmap, w->pid);
+		guard_del(rd->guard, w->pid);
+	}
 	memprobe_free(w->probe);
 	cgroup_close(w->cg);
 	config_unref(w->snap);

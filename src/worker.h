@@ -136,6 +136,13 @@ struct worker {
 	struct worker	*replaces;	/* the worker we will replace */
 	enum reason	 stop_reason;	/* why drained or killed */
 	bool		 failed;	/* failed start (exec, ready_timeout) */
+	/* spawn = template (template.c): this is the pool's template, not
+	 * in its lists; or a worker asked of a template, pid 0 until the
+	 * template answers PID=. */
+	bool		 is_template;
+	bool		 forking;
+	bool		 stale_template; /* forked by a retired template:
+					 * recycled once ready */
 
 	struct cgroup	*cg;		/* its group, or NULL */
 	bool		 high_armed;	/* memory.high set as the event source */
@@ -163,6 +170,21 @@ struct worker {
 struct worker	*worker_spawn(const struct worker_host *, unsigned int slot,
 		    unsigned int gen, struct config *snap,
 		    const struct pool_config *cfg);
+/*
+ * spawn = template. worker_spawn_template() starts the pool's command as
+ * the template of generation gen, with tmpl_fd passed after the sockets as
+ * RECYCLERD_TEMPLATE_FD (the caller keeps its own copy). worker_forking()
+ * makes a worker for slot, with its cgroup, whose process the template has
+ * yet to fork (pid 0, forking set); worker_forked() gives it its pid (our
+ * child, unreaped) and starts its watchers as worker_spawn() does.
+ */
+struct worker	*worker_spawn_template(const struct worker_host *,
+		    unsigned int gen, struct config *snap,
+		    const struct pool_config *cfg, int tmpl_fd);
+struct worker	*worker_forking(const struct worker_host *, unsigned int slot,
+		    unsigned int gen, struct config *snap,
+		    const struct pool_config *cfg);
+void		 worker_forked(struct worker *, pid_t pid);
 /* Stop its watchers and free it; the process must be reaped. */
 void		 worker_free(struct worker *);
 

@@ -28,10 +28,21 @@ layers='
 10 main recyclerctl
 '
 
+# A module in more than one file: template.c is the pool module's second
+# file (spawn = template edits struct pool's template state and calls
+# pool.c's internal functions, declared for it in pool.h).
+module() {
+	case $1 in
+	template) echo pool ;;
+	*) echo "$1" ;;
+	esac
+}
+
 for f in "$srcdir"/src/*.c "$srcdir"/src/*.h; do
-	m=$(basename "$f"); m=${m%.[ch]}
+	m=$(basename "$f"); m=$(module "${m%.[ch]}")
 	sed -n 's/^#include "\([a-z_]*\)\.h".*/\1/p' "$f" |
 	while read -r dep; do
+		dep=$(module "$dep")
 		[ "$dep" = "$m" ] || echo "$m $dep"
 	done
 done | sort -u | awk -v layers="$layers" -v verbose="$verbose" '

@@ -25,6 +25,7 @@
 #include "memprobe.h"
 #include "notify.h"
 #include "pool.h"
+#include "template.h"
 #include "recyclerd.h"
 #include "util.h"
 #include "worker.h"
