@@ -196,11 +196,6 @@ def test_snippet_is_valid(snippet, shadow):
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True, timeout=30 * rd.SLOW,
                           env=dict(os.environ))
-    if proc.returncode != 0 and re.search(r"\] spawn: unknown key",
-                                          proc.stderr):
-        # Client side of issue 12 merged before its daemon side.
-        pytest.skip(f"{snippet.origin}: this recyclerd does not know the "
-                    "pool key spawn yet")
     if proc.returncode != 0:
         shown = "\n".join(f"{n if n else '+':>5}  {line}"
                           for n, line in zip(numbers, lines))

@@ -3,16 +3,13 @@
 (examples/wsgi_preload.py on recyclerd_worker, examples/template_worker.c
 on librecyclerd-worker) under the real daemon.
 
-With spawn = exec they run today: serve_template() is then the worker
-itself. With spawn = template they are skipped while `recyclerd -t`
-refuses the key (the daemon side of issue 12 not merged yet), and check
-then that the workers answering on the pool's socket were forked from the
+With spawn = exec serve_template() is the worker itself. With spawn =
+template they check that the workers answering on the pool's socket were forked from the
 template: the daemon's children, each in its own session, with their
 slot, generation and LISTEN_PID, and a new generation after
 `recyclerctl recycle POOL all`.
 """
 
-import functools
 import json
 import socket
 import subprocess
@@ -23,20 +20,6 @@ import recyclerd as rd
 
 PY_EXAMPLE = rd.SRCDIR / "examples/wsgi_preload.py"
 C_EXAMPLE = rd.HELPERS / "template_worker"
-
-
-@functools.lru_cache(maxsize=None)
-def spawn_refused():
-    """The reason `recyclerd -t` refuses spawn = template, or None."""
-    d = rd.Recyclerd("spawn-check")
-    try:
-        d.write_config(spawn="template", command="/bin/sleep 1000")
-        r = rd.run_recyclerd("-t", "-c", str(d.conf))
-    finally:
-        d.cleanup()
-    if r.returncode == 0:
-        return None
-    return (r.stderr.strip().splitlines() or ["?"])[-1]
 
 
 def command(kind):
@@ -103,10 +86,6 @@ def test_examples_serve_as_exec_workers(recyclerd, kind):
 
 
 def test_examples_fork_workers_from_a_template(recyclerd, kind):
-    why = spawn_refused()
-    if why:
-        pytest.skip(f"recyclerd -t refuses spawn = template ({why}): the "
-                    "daemon side of issue 12 is not merged")
     sock = start_pool(recyclerd, kind, "template")
     recyclerd.wait_log(r"ready after ", count=2, timeout=30)
     seen = rd.wait_for(lambda: (lambda a: a if len({x["slot"] for x in a})
