@@ -102,7 +102,7 @@ dump_log() {
 	echo "----"
 }
 
-for f in /recyclerd /recyclerctl /cworker; do
+for f in /recyclerd /recyclerctl /cworker /template_worker; do
 	[ -x $f ] || { echo "FAIL $f missing in the guest"; exit 1; }
 done
 
@@ -152,6 +152,14 @@ command = /cworker --leak 0 --interval 1000 --children 2 --ignore-term
 ready = notify
 drain_timeout = 1s
 shutdown_timeout = 2s
+
+[pool tpl]
+command = /template_worker
+spawn = template
+listen = unix:/tmp/tpl.sock
+environment = PRELOAD=4M
+ready = notify
+workers = 2
 EOF
 
 # ---- start: as a service manager would, the daemon alone in ROOT
@@ -213,6 +221,29 @@ for pw in web:0 web:1 ev:0 oom:0 tree:0; do
 		check FAIL "groups: $pool worker $slot [pid $pid] in '$g'" ;;
 	esac
 done
+# ---- spawn = template: the template in POOL/template-G, each worker it
+# forked moved into its own POOL/worker-N-G through the descriptor it got
+for slot in 0 1; do
+	pid=
+	n=100
+	while [ -z "$pid" ] && [ $n -gt 0 ]; do
+		pid=$(sed -n "s/.* pool tpl worker $slot \[pid \([0-9]*\)\]: forked by the template.*/\1/p" $LOG | head -n 1)
+		[ -n "$pid" ] || sleep 0.1
+		n=$((n - 1))
+	done
+	g=$(cg_of "$pid")
+	case $g in
+	"$T/tpl/worker-$slot-"[0-9]*)
+		grep -qx "$pid" "$CG$g/cgroup.procs" &&
+		    [ "$(sed -n 's/^PPid:[[:space:]]*//p' /proc/$pid/status)" = "$DPID" ]
+		ok_if $? "template: tpl worker $slot [pid $pid] in $g, a child of the daemon" ;;
+	*)
+		check FAIL "template: tpl worker $slot [pid '$pid'] in '$g'" ;;
+	esac
+done
+ls -d $ROOT/tpl/template-* >/dev/null 2>&1
+ok_if $? "template: its group $(ls -d $ROOT/tpl/template-* 2>/dev/null | sed "s|$CG||" | head -n 1)"
+
 g=$(cg_of "$(spawned_pid oom 0)")
 [ -n "$g" ] && [ "$(cat $CG$g/memory.max 2>/dev/null)" = 50331648 ] &&
     [ "$(cat $CG$g/memory.oom.group 2>/dev/null)" = 1 ]
