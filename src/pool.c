@@ -80,21 +80,6 @@ pool_set_state(struct pool *p, enum pool_state next, const char *why)
 	p->state = next;
 }
 
-/* "exited with status 3" / "killed by SIGKILL" */
-static void
-fmt_status(int status, char *buf, size_t size)
-{
-	if (WIFEXITED(status))
-		snprintf(buf, size, "exited with status %d",
-		    WEXITSTATUS(status));
-	else if (WIFSIGNALED(status))
-		snprintf(buf, size, "killed by %s%s",
-		    units_signal_name(WTERMSIG(status)),
-		    WCOREDUMP(status) ? " (core dumped)" : "");
-	else
-		snprintf(buf, size, "ended with wait status %#x", status);
-}
-
 /* ---- environment and credentials, prepared once per configuration ---- */
 
 /* Names that describe the daemon's own sockets, watchdog and journal
@@ -1416,7 +1401,7 @@ pool_record_exit(struct pool *p, struct worker *w, int status)
 	char st[64], upt[32], pk[40], lim[16];
 	struct log_ctx ctx = worker_ctx(w);
 
-	fmt_status(status, st, sizeof st);
+	units_format_status(status, st, sizeof st);
 	units_format_duration((uint64_t)(up * 1000), upt, sizeof upt);
 	fmt_peak(w, pk, sizeof pk);
 	snprintf(e.pool, sizeof e.pool, "%s", p->name);

@@ -119,19 +119,6 @@ set_of(struct pool *p)
 	return ts;
 }
 
-static void
-fmt_wait(int status, char *buf, size_t size)
-{
-	if (WIFEXITED(status))
-		snprintf(buf, size, "exited with status %d",
-		    WEXITSTATUS(status));
-	else if (WIFSIGNALED(status))
-		snprintf(buf, size, "killed by %s",
-		    units_signal_name(WTERMSIG(status)));
-	else
-		snprintf(buf, size, "wait status %#x", status);
-}
-
 /* ---- forks owed ---- */
 
 static void
@@ -655,7 +642,7 @@ template_exited(struct pool *p, struct worker *w, int status)
 		worker_free(w);
 		return;
 	}
-	fmt_wait(status, st, sizeof st);
+	units_format_status(status, st, sizeof st);
 	expected = !t->broken && (w->state == WS_DRAINING ||
 	    w->state == WS_KILLED) && w->stop_reason != REASON_KILL_MEMORY;
 	failure = t->broken || (!expected && !t->retired);

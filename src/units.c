@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/wait.h>
 
 #include "util.h"
 
@@ -403,5 +404,20 @@ units_signal_name(int signum)
 	    signal_names[signum] != NULL)
 		return signal_names[signum];
 	snprintf(buf, sizeof buf, "SIG%d", signum);
+	return buf;
+}
+
+char *
+units_format_status(int status, char *buf, size_t size)
+{
+	if (WIFEXITED(status))
+		snprintf(buf, size, "exited with status %d",
+		    WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(buf, size, "killed by %s%s",
+		    units_signal_name(WTERMSIG(status)),
+		    WCOREDUMP(status) ? " (core dumped)" : "");
+	else
+		snprintf(buf, size, "ended with wait status %#x", status);
 	return buf;
 }

@@ -34,5 +34,8 @@ char	*units_format_size(uint64_t bytes, char *buf, size_t size);
 char	*units_format_duration(uint64_t msec, char *buf, size_t size);
 /* "SIGTERM" (static string), "SIG42" into a static buffer if unnamed. */
 const char *units_signal_name(int signum);
+/* A wait status: "exited with status 3", "killed by SIGKILL (core
+ * dumped)". */
+char	*units_format_status(int status, char *buf, size_t size);
 
 #endif /* RECYCLERD_UNITS_H */

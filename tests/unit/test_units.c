@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <signal.h>
+#include <sys/wait.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -269,6 +270,22 @@ test_signal_parses_names_and_numbers(void **state)
 }
 
 static void
+test_wait_status_text(void **state)
+{
+	char buf[64];
+
+	(void)state;
+	assert_string_equal(units_format_status(W_EXITCODE(3, 0), buf,
+	    sizeof buf), "exited with status 3");
+	assert_string_equal(units_format_status(SIGKILL, buf, sizeof buf),
+	    "killed by SIGKILL");
+	assert_string_equal(units_format_status(SIGSEGV | WCOREFLAG, buf,
+	    sizeof buf), "killed by SIGSEGV (core dumped)");
+	assert_string_equal(units_format_status(0x137f, buf, sizeof buf),
+	    "ended with wait status 0x137f");
+}
+
+static void
 test_signal_name_round_trips(void **state)
 {
 	int sig, v;
@@ -521,6 +538,7 @@ main(void)
 		cmocka_unit_test(test_percent_parses_good_and_rejects_bad),
 		cmocka_unit_test(test_signal_parses_names_and_numbers),
 		cmocka_unit_test(test_signal_name_round_trips),
+		cmocka_unit_test(test_wait_status_text),
 		cmocka_unit_test(test_bool_accepts_the_usual_words),
 		cmocka_unit_test(test_uint_checks_syntax_and_bounds),
 		cmocka_unit_test(test_format_size_is_short),
