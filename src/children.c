@@ -215,20 +215,11 @@ child_sample(struct child *c, double now)
 	    policy_condemned_floor(&c->limits, 0) :
 	    policy_prefilter(&c->limits);
 	if (memprobe_sample(c->probe, smaps && w->rd->no_prefilter,
-	    &s) == -1)
+	    &s) == -1 ||
+	    (metric_needs_smaps(metric, &s, floor_bytes) &&
+	    memprobe_sample(c->probe, true, &s) == -1))
 		return -1;
-	if (!smaps) {
-		c->memory = s.rss;
-		c->memory_exact = true;
-	} else if (s.has_smaps || (floor_bytes != 0 && s.rss >= floor_bytes)) {
-		if (!s.has_smaps && memprobe_sample(c->probe, true, &s) == -1)
-			return -1;
-		c->memory = metric == METRIC_PSS ? s.pss : s.uss;
-		c->memory_exact = true;
-	} else {
-		c->memory = s.rss;
-		c->memory_exact = false;
-	}
+	c->memory = metric_value(metric, &s, &c->memory_exact);
 	c->last = s;
 	growth_add(&c->growth, now, 0, s.rss);
 	if (c->memory_exact && c->memory > c->peak)

@@ -868,26 +868,13 @@ worker_sample(struct worker *w, double now, bool force_smaps)
 		bool smaps_now = (metric == METRIC_PSS || metric == METRIC_USS) &&
 		    (force_smaps || w->rd->no_prefilter);
 
-		if (worker_probe(w, smaps_now, &s) == -1)
+		/* (cgroup metrics without a cgroup, read as rss: pool.c
+		 * warned) */
+		if (worker_probe(w, smaps_now, &s) == -1 ||
+		    (metric_needs_smaps(metric, &s, floor_bytes) &&
+		    worker_probe(w, true, &s) == -1))
 			return -1;
-		if (metric == METRIC_RSS || metric == METRIC_CGROUP ||
-		    metric == METRIC_CGROUP_ANON) {
-			/* (cgroup metrics without a cgroup: pool.c warned) */
-			w->memory = s.rss;
-			w->memory_exact = true;
-		} else if (s.has_smaps || (floor_bytes != 0 &&
-		    s.rss >= floor_bytes)) {
-			/* Only near a limit is the page-table walk worth it:
-			 * uss <= pss <= rss. */
-			if (!s.has_smaps &&
-			    worker_probe(w, true, &s) == -1)
-				return -1;
-			w->memory = metric == METRIC_PSS ? s.pss : s.uss;
-			w->memory_exact = true;
-		} else {
-			w->memory = s.rss;
-			w->memory_exact = false;
-		}
+		w->memory = metric_value(metric, &s, &w->memory_exact);
 		w->last = s;
 		growth_add(&w->growth, now, w->tasks, s.rss);
 	}

@@ -21,6 +21,7 @@
 
 #include <ev.h>
 
+#include "config.h"
 #include "growth.h"
 #include "heap.h"
 #include "log.h"
@@ -204,6 +205,33 @@ void		 worker_disarm_events(struct worker *);
 void		 worker_confirm_soon(struct worker *);
 /* Recompute the jittered limits from cfg (at spawn and on reload). */
 void		 worker_set_limits(struct worker *, const struct pool_config *);
+
+/*
+ * From one /proc sample s to a figure in metric, for workers and for the
+ * children of a prefork master (children.c). pss and uss need smaps_rollup,
+ * a page-table walk worth it only near a limit (uss <= pss <= rss): true
+ * when s lacks it and rss is at or above floor (0: no limit), so the caller
+ * samples again with smaps. Then the figure: pss or uss when s has them
+ * (exact), else rss (exact for the other metrics, a bound for pss and uss).
+ */
+static inline bool
+metric_needs_smaps(enum mem_metric m, const struct mem_sample *s,
+    uint64_t floor)
+{
+	return (m == METRIC_PSS || m == METRIC_USS) && !s->has_smaps &&
+	    floor != 0 && s->rss >= floor;
+}
+
+static inline uint64_t
+metric_value(enum mem_metric m, const struct mem_sample *s, bool *exact)
+{
+	bool smaps_metric = m == METRIC_PSS || m == METRIC_USS;
+
+	*exact = !smaps_metric || s->has_smaps;
+	if (smaps_metric && s->has_smaps)
+		return m == METRIC_PSS ? s->pss : s->uss;
+	return s->rss;
+}
 
 /*
  * Take one sample: statm of the tree (its orphans as extra roots; the walk
