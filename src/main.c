@@ -113,16 +113,22 @@ args_parse(int argc, char **argv, struct args *a)
 
 /* ---- the workers' notify socket ---- */
 
-/* The worker that pid is, or descends from; NULL if none. */
+/*
+ * The worker that pid is, or descends from; NULL if none. A template
+ * speaks for itself only: a process below it is one of its forks on the
+ * way to being re-parented to us (its intermediate may not have exited
+ * yet), never the template.
+ */
 static struct worker *
-worker_of_pid(struct recyclerd *rd, pid_t pid)
+worker_of_sender(struct recyclerd *rd, pid_t sender)
 {
 	struct worker *w;
+	pid_t pid = sender;
 	int depth;
 
 	for (depth = 0; depth < 16 && pid > 1 && pid != rd->pid; depth++) {
 		if ((w = pidmap_get(&rd->pidmap, pid)) != NULL)
-			return w;
+			return w->is_template && pid != sender ? NULL : w;
 		if (proc_stat_ids(pid, &pid, NULL, NULL) == -1)
 			return NULL;
 	}
@@ -160,17 +166,13 @@ on_notify(void *arg, pid_t pid, char *buf, size_t len)
 	static double window_start;
 	static unsigned int dropped;
 	struct recyclerd *rd = arg;
-	struct worker *w = worker_of_pid(rd, pid);
+	struct worker *w = worker_of_sender(rd, pid);
 	double now;
 
-	/* A template speaks for itself only: a process below it is one of
-	 * its forks on the way to being re-parented to us. */
-	if (w != NULL && w->is_template && w->pid != pid)
-		w = NULL;
 	if (w == NULL && template_forking(rd)) {
 		/* Perhaps a template's worker whose PID= is still unread. */
 		template_poll(rd);
-		if ((w = worker_of_pid(rd, pid)) == NULL &&
+		if ((w = worker_of_sender(rd, pid)) == NULL &&
 		    template_stash(rd, pid, buf, len))
 			return;
 	}

@@ -19,6 +19,8 @@ Misbehaviour, for the error tests (--template MODE, --worker MODE):
             FORK), bad-pid (answers PID=1)
   worker:   never-ready, exit (exits at once, before READY=1)
 --delay-answer SECONDS: answer PID= late, after the worker ran.
+--linger-intermediate SECONDS: the intermediate process exits late, so the
+worker sends READY=1 while it is still below the template.
 --grow-per-fork MIB: the template allocates that much after each fork.
 --once FILE: misbehave only if FILE does not exist (and create it), so the
 next template (or worker) behaves.
@@ -180,6 +182,10 @@ def serve_template(args, tfd):
                 finally:
                     os._exit(1)
             os.write(w, str(grandchild).encode())
+            if args.linger_intermediate > 0:
+                # The worker runs (READY=1) while its parent is still
+                # this process below the template, not recyclerd.
+                time.sleep(args.linger_intermediate)
             os._exit(0)
         os.close(w)
         got = b""
@@ -215,6 +221,9 @@ def main():
                     help="MiB the template allocates after each fork")
     ap.add_argument("--delay-answer", type=float, default=0,
                     help="seconds between the fork and the PID= answer")
+    ap.add_argument("--linger-intermediate", type=float, default=0,
+                    help="seconds the intermediate process lives on "
+                    "after the second fork")
     args = ap.parse_args()
 
     tfd = int(os.environ["RECYCLERD_TEMPLATE_FD"])

@@ -295,6 +295,20 @@ def test_ready_before_the_pid_answer_counts(recyclerd):
     assert not recyclerd.log_has(r"no READY=1 within")
 
 
+def test_ready_sent_below_the_template_is_the_workers(recyclerd):
+    # READY=1 comes while the worker's parent is still the intermediate
+    # process below the template: it is the worker's, not the template's
+    # (it was once taken as the template's and lost; the worker was
+    # killed at ready_timeout).
+    start(recyclerd, "--linger-intermediate", "0.5", workers=2,
+          ready_timeout="4s")
+    ws = ready_workers(recyclerd, 2, timeout=10)
+    for pid in ws.values():
+        assert ppid(pid) == recyclerd.pid
+    assert not recyclerd.log_has(r"no READY=1 within")
+    assert not recyclerd.log_has(r"notify: dropped message")
+
+
 def test_exit_before_the_pid_answer_is_recorded(recyclerd):
     once = recyclerd.dir / "once"
     start(recyclerd, "--delay-answer", "0.5", "--worker", "exit", "--once",
