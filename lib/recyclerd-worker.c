@@ -4,11 +4,12 @@
  * listen_fds and the template loop of preloaded pools (spawn = template).
  *
  * The template answers each "FORK slot=N generation=G" datagram with a
- * double fork: the intermediate child exits at once (the template reaps
- * it), so the worker is re-parented to recyclerd, a subreaper. The worker
- * reports its own pid on a pipe once it is in its session and cgroup: the
- * template reads the pipe to its end and answers PID=, so the daemon never
- * hears of a worker that does not exist yet or sits in the wrong cgroup.
+ * double fork, done ahead of the request (struct spare): the intermediate
+ * child exits (the template reaps it), so the worker is re-parented to
+ * recyclerd, a subreaper. The worker reports its own pid once it is in its
+ * session and cgroup, and the template answers PID= only then, so the
+ * daemon never hears of a worker that does not exist yet or sits in the
+ * wrong cgroup.
  *
  * Plain POSIX and Linux calls, no libsystemd: a worker links this in and
  * runs anywhere.
@@ -265,110 +266,6 @@ enter_cgroup(int dirfd)
 	return r == 1 ? 0 : -saved;
 }
 
-/*
- * In the grandchild: session, cgroup, descriptors, environment, then the
- * pid to the template on report. false (the error reported) if it cannot
- * become a worker.
- */
-static bool
-become_worker(int sock, int report, int cgfd, long slot, long gen)
-{
-	char buf[ANSWER_MAX];
-	int r;
-
-	if (setsid() == -1) {
-		snprintf(buf, sizeof(buf), "ERROR=setsid: %s",
-		    strerror(errno));
-		write_all(report, buf);
-		return false;
-	}
-	if (cgfd >= 0 && (r = enter_cgroup(cgfd)) < 0) {
-		snprintf(buf, sizeof(buf), "ERROR=cannot enter the cgroup: "
-		    "cgroup.procs: %s", strerror(-r));
-		write_all(report, buf);
-		return false;
-	}
-	close(sock);
-	if (cgfd >= 0)
-		close(cgfd);
-	if (listen_n > 0) {
-		snprintf(buf, sizeof(buf), "%d", listen_n);
-		setenv("LISTEN_FDS", buf, 1);
-		if (listen_names != NULL)
-			setenv("LISTEN_FDNAMES", listen_names, 1);
-		snprintf(buf, sizeof(buf), "%ld", (long)getpid());
-		setenv("LISTEN_PID", buf, 1);
-	}
-	snprintf(buf, sizeof(buf), "%ld", slot);
-	setenv("RECYCLERD_WORKER", buf, 1);
-	snprintf(buf, sizeof(buf), "%ld", gen);
-	setenv("RECYCLERD_GENERATION", buf, 1);
-	signal(SIGCHLD, SIG_DFL);
-	/* Last: the template reads until this end is closed. */
-	snprintf(buf, sizeof(buf), "PID=%ld", (long)getpid());
-	write_all(report, buf);
-	close(report);
-	return true;
-}
-
-/* Double fork; the answer to send (PID= or ERROR=) into answer. */
-static void
-fork_worker(int sock, int cgfd, long slot, long gen,
-    recyclerd_worker_fn run_worker, void *arg, char *answer, size_t len)
-{
-	char buf[ANSWER_MAX];
-	size_t got = 0;
-	ssize_t r;
-	pid_t pid;
-	int p[2];
-
-	if (pipe2(p, O_CLOEXEC) == -1) {
-		snprintf(answer, len, "ERROR=pipe: %s", strerror(errno));
-		return;
-	}
-	fflush(NULL);		/* no buffered output written twice */
-	if ((pid = fork()) == -1) {
-		snprintf(answer, len, "ERROR=fork: %s", strerror(errno));
-		close(p[0]);
-		close(p[1]);
-		return;
-	}
-	if (pid == 0) {
-		close(p[0]);
-		switch (fork()) {
-		case -1:
-			snprintf(buf, sizeof(buf), "ERROR=fork: %s",
-			    strerror(errno));
-			write_all(p[1], buf);
-			_exit(1);
-		case 0:
-			if (!become_worker(sock, p[1], cgfd, slot, gen))
-				_exit(1);
-			exit(run_worker(arg));
-		default:
-			_exit(0);
-		}
-	}
-	close(p[1]);
-	while (got < sizeof(buf) - 1) {
-		r = read(p[0], buf + got, sizeof(buf) - 1 - got);
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	buf[got] = '\0';
-	close(p[0]);
-	while (waitpid(pid, NULL, 0) == -1 && errno == EINTR)
-		;
-	if (strncmp(buf, "PID=", 4) == 0 || strncmp(buf, "ERROR=", 6) == 0)
-		snprintf(answer, len, "%s", buf);
-	else
-		snprintf(answer, len, "ERROR=the worker exited before it "
-		    "reported its pid");
-}
-
 /* The descriptors of an SCM_RIGHTS message into fds; their count. */
 static int
 received_fds(struct msghdr *mh, int *fds, int max)
@@ -394,10 +291,243 @@ received_fds(struct msghdr *mh, int *fds, int max)
 	return n;
 }
 
+/*
+ * In the worker-to-be: session, cgroup, environment, then the pid to the
+ * template on report. false (the error reported) if it cannot become a
+ * worker.
+ */
+static bool
+become_worker(int report, int cgfd, long slot, long gen)
+{
+	char buf[ANSWER_MAX];
+	int r;
+
+	if (setsid() == -1) {
+		snprintf(buf, sizeof(buf), "ERROR=setsid: %s",
+		    strerror(errno));
+		write_all(report, buf);
+		return false;
+	}
+	if (cgfd >= 0 && (r = enter_cgroup(cgfd)) < 0) {
+		snprintf(buf, sizeof(buf), "ERROR=cannot enter the cgroup: "
+		    "cgroup.procs: %s", strerror(-r));
+		write_all(report, buf);
+		return false;
+	}
+	if (cgfd >= 0)
+		close(cgfd);
+	if (listen_n > 0) {
+		snprintf(buf, sizeof(buf), "%d", listen_n);
+		setenv("LISTEN_FDS", buf, 1);
+		if (listen_names != NULL)
+			setenv("LISTEN_FDNAMES", listen_names, 1);
+		snprintf(buf, sizeof(buf), "%ld", (long)getpid());
+		setenv("LISTEN_PID", buf, 1);
+	}
+	snprintf(buf, sizeof(buf), "%ld", slot);
+	setenv("RECYCLERD_WORKER", buf, 1);
+	snprintf(buf, sizeof(buf), "%ld", gen);
+	setenv("RECYCLERD_GENERATION", buf, 1);
+	signal(SIGCHLD, SIG_DFL);
+	/* Last: the template answers with what it reads here. */
+	snprintf(buf, sizeof(buf), "PID=%ld", (long)getpid());
+	write_all(report, buf);
+	close(report);
+	return true;
+}
+
+/*
+ * A worker forked ahead of its FORK request: the intermediate process and,
+ * below it, the worker-to-be, both waiting. A request then costs no fork
+ * (the template's page tables copied twice, two new processes to schedule
+ * on a busy machine), only wake-ups: the spare is told its slot, the
+ * intermediate exits, the worker is re-parented to the daemon.
+ */
+struct spare {
+	pid_t		 inter;	/* the intermediate; 0: no spare */
+	int		 chan;	/* to the worker-to-be: its request; its
+				 * PID= (or ERROR=) back */
+	int		 go;	/* to the intermediate: a byte, exit; EOF,
+				 * kill and reap the worker-to-be first */
+};
+
+static void
+reap(pid_t pid)
+{
+	while (waitpid(pid, NULL, 0) == -1 && errno == EINTR)
+		;
+}
+
+/* No more use for it: the intermediate kills the worker-to-be, exits. */
+static void
+spare_discard(struct spare *s)
+{
+	if (s->inter == 0)
+		return;
+	close(s->chan);
+	close(s->go);
+	reap(s->inter);
+	s->inter = 0;
+}
+
+/* In the intermediate: exit when told, leaving the worker to the daemon;
+ * at EOF (discarded, or the template is gone) kill it first, so that it
+ * never reaches the daemon. */
+static void __attribute__((noreturn))
+wait_go(int go, pid_t child)
+{
+	ssize_t r;
+	char c;
+
+	while ((r = read(go, &c, 1)) == -1 && errno == EINTR)
+		;
+	if (r != 1) {
+		kill(child, SIGKILL);
+		reap(child);
+	}
+	_exit(0);
+}
+
+/* In the worker-to-be: its request, then the worker's life. */
+static void __attribute__((noreturn))
+wait_request(int chan, recyclerd_worker_fn run_worker, void *arg)
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} cbuf;
+	struct msghdr mh;
+	struct iovec iov;
+	char req[64];
+	long slot, gen;
+	int fd = -1;
+	ssize_t n;
+
+	memset(&mh, 0, sizeof(mh));
+	iov.iov_base = req;
+	iov.iov_len = sizeof(req) - 1;
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = cbuf.buf;
+	mh.msg_controllen = sizeof(cbuf.buf);
+	while ((n = recvmsg(chan, &mh, MSG_CMSG_CLOEXEC)) == -1 &&
+	    errno == EINTR)
+		;
+	if (n <= 0)
+		_exit(0);		/* discarded */
+	req[n] = '\0';
+	if (received_fds(&mh, &fd, 1) == 0)
+		fd = -1;
+	if (sscanf(req, "%ld %ld", &slot, &gen) != 2 ||
+	    !become_worker(chan, fd, slot, gen))
+		_exit(1);
+	exit(run_worker(arg));
+}
+
+/* Both forks, ahead of the request. -1 with errno when one fails. */
+static int
+spare_make(int sock, struct spare *s, recyclerd_worker_fn run_worker,
+    void *arg)
+{
+	int sv[2], go[2];
+	pid_t pid, child;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1)
+		return -1;
+	if (pipe2(go, O_CLOEXEC) == -1) {
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	fflush(NULL);		/* no buffered output written twice */
+	if ((pid = fork()) == -1) {
+		close(sv[0]);
+		close(sv[1]);
+		close(go[0]);
+		close(go[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		/* The template's end is its alone: it closes with it. */
+		close(sock);
+		close(sv[0]);
+		close(go[1]);
+		if ((child = fork()) == -1)
+			_exit(1);	/* the template reads EOF */
+		if (child == 0) {
+			close(go[0]);
+			wait_request(sv[1], run_worker, arg);
+		}
+		close(sv[1]);
+		wait_go(go[0], child);
+	}
+	close(sv[1]);
+	close(go[0]);
+	s->inter = pid;
+	s->chan = sv[0];
+	s->go = go[1];
+	return 0;
+}
+
+/* The request to the spare (used up either way); the answer to send (PID=
+ * or ERROR=) into answer. */
+static void
+fork_worker(struct spare *s, int cgfd, long slot, long gen, char *answer,
+    size_t len)
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} cbuf;
+	struct msghdr mh;
+	struct iovec iov;
+	struct cmsghdr *c;
+	char req[64], buf[ANSWER_MAX];
+	ssize_t r;
+
+	memset(&mh, 0, sizeof(mh));
+	iov.iov_base = req;
+	iov.iov_len = (size_t)snprintf(req, sizeof(req), "%ld %ld", slot, gen);
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	if (cgfd >= 0) {
+		memset(&cbuf, 0, sizeof(cbuf));
+		mh.msg_control = cbuf.buf;
+		mh.msg_controllen = sizeof(cbuf.buf);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &cgfd, sizeof(int));
+	}
+	if (sendmsg(s->chan, &mh, MSG_NOSIGNAL) == -1) {
+		snprintf(answer, len, "ERROR=the forked worker is gone: %s",
+		    strerror(errno));
+		spare_discard(s);
+		return;
+	}
+	while (write(s->go, "x", 1) == -1 && errno == EINTR)
+		;
+	close(s->go);
+	reap(s->inter);		/* then the worker's parent is the daemon */
+	s->inter = 0;
+	while ((r = recv(s->chan, buf, sizeof(buf) - 1, 0)) == -1 &&
+	    errno == EINTR)
+		;
+	close(s->chan);
+	buf[r > 0 ? r : 0] = '\0';
+	if (strncmp(buf, "PID=", 4) == 0 || strncmp(buf, "ERROR=", 6) == 0)
+		snprintf(answer, len, "%s", buf);
+	else
+		snprintf(answer, len, "ERROR=the worker exited before it "
+		    "reported its pid");
+}
+
 /* One request: the answer into answer. */
 static void
 serve_one(int sock, char *req, ssize_t len, int flags, int *fds, int nfds,
-    recyclerd_worker_fn run_worker, void *arg, char *answer, size_t alen)
+    struct spare *spare, recyclerd_worker_fn run_worker, void *arg,
+    char *answer, size_t alen)
 {
 	char err[128];
 	long slot, gen;
@@ -421,8 +551,12 @@ serve_one(int sock, char *req, ssize_t len, int flags, int *fds, int nfds,
 		snprintf(answer, alen, "ERROR=bad request: %s", err);
 		return;
 	}
-	fork_worker(sock, nfds == 1 ? fds[0] : -1, slot, gen, run_worker, arg,
-	    answer, alen);
+	if (spare->inter == 0 &&
+	    spare_make(sock, spare, run_worker, arg) == -1) {
+		snprintf(answer, alen, "ERROR=fork: %s", strerror(errno));
+		return;
+	}
+	fork_worker(spare, nfds == 1 ? fds[0] : -1, slot, gen, answer, alen);
 }
 
 int
@@ -433,6 +567,7 @@ recyclerd_serve_template(recyclerd_worker_fn run_worker, void *arg)
 		struct cmsghdr align;
 		char buf[CMSG_SPACE(FDS_MAX * sizeof(int))];
 	} cbuf;
+	struct spare spare = { .inter = 0 };
 	int sock, fds[FDS_MAX], nfds, i, r;
 	struct msghdr mh;
 	struct iovec iov;
@@ -445,13 +580,15 @@ recyclerd_serve_template(recyclerd_worker_fn run_worker, void *arg)
 	/* Sockets not taken yet: kept for the workers all the same. */
 	if (listen_n == 0 && recyclerd_listen_fds() < 0)
 		return -EINVAL;
+	(void)spare_make(sock, &spare, run_worker, arg);	/* or on demand */
 	r = recyclerd_notify("READY=1\nSTATUS=template: waiting for FORK "
 	    "requests");
-	if (r < 0) {
-		close(sock);
-		return r;
-	}
+	if (r < 0)
+		goto out;
 	for (;;) {
+		/* Between requests: the next one costs no fork. */
+		if (spare.inter == 0)
+			(void)spare_make(sock, &spare, run_worker, arg);
 		memset(&mh, 0, sizeof(mh));
 		iov.iov_base = req;
 		iov.iov_len = sizeof(req) - 1;
@@ -464,20 +601,22 @@ recyclerd_serve_template(recyclerd_worker_fn run_worker, void *arg)
 			continue;
 		if (n == -1 && errno != ECONNRESET) {
 			r = -errno;
-			close(sock);
-			return r;
+			goto out;
 		}
 		nfds = n == -1 ? 0 : received_fds(&mh, fds, FDS_MAX);
 		if (n <= 0 && nfds == 0)
 			break;		/* the daemon closed its end */
-		serve_one(sock, req, n, mh.msg_flags, fds, nfds, run_worker,
-		    arg, answer, sizeof(answer));
+		serve_one(sock, req, n, mh.msg_flags, fds, nfds, &spare,
+		    run_worker, arg, answer, sizeof(answer));
 		for (i = 0; i < nfds; i++)
 			close(fds[i]);
 		if (send(sock, answer, strlen(answer), MSG_NOSIGNAL) == -1 &&
 		    errno != EINTR)
 			break;
 	}
+	r = 0;
+out:
+	spare_discard(&spare);
 	close(sock);
-	return 0;
+	return r;
 }

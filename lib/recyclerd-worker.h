@@ -45,12 +45,13 @@ int recyclerd_listen_fds(void);
  * hand): returns run_worker(arg).
  *
  * Under spawn = template: sends READY=1 and answers each FORK request of
- * the daemon with a double fork. In each worker (its own session and
- * cgroup; RECYCLERD_WORKER, RECYCLERD_GENERATION and LISTEN_PID set; the
- * template's descriptor closed) it calls run_worker(arg) and exit()s with
- * its return value. In the template it returns 0 once the daemon closes
- * its end, or -errno if it cannot serve (a bad RECYCLERD_TEMPLATE_FD,
- * READY=1 not sent).
+ * the daemon with a double fork, made ahead of the request (one worker
+ * waits, forked, for its slot: a request costs no fork). In each worker
+ * (its own session and cgroup; RECYCLERD_WORKER, RECYCLERD_GENERATION and
+ * LISTEN_PID set; the template's descriptor closed) it calls
+ * run_worker(arg) and exit()s with its return value. In the template it
+ * returns 0 once the daemon closes its end, or -errno if it cannot serve
+ * (a bad RECYCLERD_TEMPLATE_FD, READY=1 not sent).
  *
  * Call it from a single-threaded process: fork() copies only the calling
  * thread. Bad requests are answered ERROR=... and the loop goes on.

@@ -27,6 +27,7 @@ The protocol is in recyclerd-protocol(7); the guide, with the reasons for
 gc.freeze(), in docs/writing-workers.md.
 """
 
+import array
 import errno
 import gc
 import os
@@ -245,53 +246,142 @@ def _run_worker(run_worker, worker_gc):
             os._exit(rc & 0xff)
 
 
-def _fork_worker(sock, cgroup_fd, slot, generation, run_worker, worker_gc):
-    """Double fork: the intermediate child exits at once, the grandchild
-    (re-parented to the daemon) is the worker. Returns the answer to
-    send, PID=... or ERROR=..."""
-    gc.freeze()     # whatever the template made since: shared, not scanned
-    r, w = os.pipe()
-    try:
-        pid = os.fork()
-    except OSError as e:
-        os.close(r)
-        os.close(w)
-        return f"ERROR=fork: {e.strerror}"
-    if pid == 0:
-        # Intermediate: no Python code of the template's must run here.
+class _Spare:
+    """A worker forked ahead of its FORK request: the intermediate process
+    and, below it, the future worker, both waiting. A request then costs
+    no fork (the template's page tables copied twice, two new processes
+    to schedule on a busy machine), only three wake-ups: the spare is told
+    its slot, the intermediate exits, the worker is re-parented to the
+    daemon."""
+
+    __slots__ = ("inter", "chan", "go")
+
+    def __init__(self, inter, chan, go):
+        self.inter = inter      # the intermediate's pid
+        self.chan = chan        # to the future worker: its request, and
+        #                         its PID= (or ERROR=) back
+        self.go = go            # to the intermediate: b"x" = exit, let it
+        #                         go; EOF = kill it, reap it, exit
+
+    def discard(self):
+        """No more use for it (the template is leaving, or the spare
+        failed): the intermediate kills and reaps the future worker."""
+        self.chan.close()
+        os.close(self.go)
+        _reap(self.inter)
+
+
+def _reap(pid):
+    while True:
         try:
-            os.close(r)
+            os.waitpid(pid, 0)
+            return
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            return
+
+
+def _wait_go(go, child):
+    """In the intermediate: exit when told to, with the future worker
+    left to the daemon; or, at EOF (the template discards the spare, or is
+    gone), kill it first, so that it never reaches the daemon."""
+    while True:
+        try:
+            told = os.read(go, 1)
+            break
+        except InterruptedError:
+            continue
+    if not told:
+        try:
+            os.kill(child, signal.SIGKILL)
+        except OSError:
+            pass
+        _reap(child)
+
+
+def _wait_request(sock, far, run_worker, worker_gc):
+    """In the spare's future worker: wait for "slot generation" (and the
+    cgroup directory), become the worker, run it. Never returns."""
+    try:
+        sock.close()
+        while True:
             try:
-                if os.fork() == 0:
-                    if _become_worker(sock, w, cgroup_fd, slot, generation):
-                        _run_worker(run_worker, worker_gc)
-                    os._exit(1)
-            except OSError as e:
-                os.write(w, f"ERROR=fork: {e.strerror}".encode())
+                data, anc, _, _ = far.recvmsg(64, socket.CMSG_SPACE(4))
+                break
+            except InterruptedError:
+                continue
+        fds = _received_fds(anc)
+        if not data:
+            os._exit(0)         # discarded
+        slot, generation = (int(x) for x in data.split())
+        report = far.detach()
+        if _become_worker(sock, report, fds[0] if fds else None, slot,
+                          generation):
+            _run_worker(run_worker, worker_gc)
+    finally:
+        os._exit(1)
+
+
+def _make_spare(sock, run_worker, worker_gc):
+    """Fork a spare (both forks). Raises OSError when a fork fails."""
+    gc.freeze()     # whatever the template made since: shared, not scanned
+    chan, far = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    go_r, go_w = os.pipe()
+    try:
+        inter = os.fork()
+    except OSError:
+        chan.close()
+        far.close()
+        os.close(go_r)
+        os.close(go_w)
+        raise
+    if inter == 0:
+        # The intermediate: no Python code of the template's runs here.
+        try:
+            chan.close()
+            os.close(go_w)
+            sock.close()        # the template's alone: its end closes
+            #                     with it (and the daemon sees that)
+            try:
+                child = os.fork()
+            except OSError:
+                os._exit(1)     # the template sees EOF on chan
+            if child == 0:
+                os.close(go_r)
+                _wait_request(sock, far, run_worker, worker_gc)
+            far.close()
+            _wait_go(go_r, child)
         finally:
             os._exit(0)
-    os.close(w)
-    chunks = []
+    far.close()
+    os.close(go_r)
+    return _Spare(inter, chan, go_w)
+
+
+def _fork_worker(spare, cgroup_fd, slot, generation):
+    """Hand the request to the spare: the intermediate exits, the spare,
+    re-parented to the daemon, is the worker. Returns the answer to send,
+    PID=... or ERROR=... The spare is used up either way."""
+    fds = [cgroup_fd] if cgroup_fd is not None else []
     try:
-        while True:
-            try:
-                data = os.read(r, 256)
-            except InterruptedError:
-                continue
-            if not data:
-                break
-            chunks.append(data)
-    finally:
-        os.close(r)
-        while True:
-            try:
-                os.waitpid(pid, 0)
-                break
-            except InterruptedError:
-                continue
-            except ChildProcessError:
-                break
-    answer = b"".join(chunks).decode(errors="replace")
+        spare.chan.sendmsg([f"{slot} {generation}".encode()],
+                           [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                             array.array("i", fds))] if fds else [])
+    except OSError as e:
+        spare.discard()
+        return f"ERROR=the forked worker is gone: {e.strerror}"
+    try:
+        os.write(spare.go, b"x")
+    except OSError:
+        pass                    # gone: the worker reports why, or EOF
+    os.close(spare.go)
+    _reap(spare.inter)          # then the worker's parent is the daemon
+    try:
+        answer = spare.chan.recv(256).decode(errors="replace")
+    except OSError:
+        answer = ""
+    spare.chan.close()
     if not answer.startswith(("PID=", "ERROR=")):
         return "ERROR=the worker exited before it reported its pid"
     return answer
@@ -304,7 +394,8 @@ def serve_template(run_worker, *, worker_gc=True):
     by hand), calls run_worker() and returns what it returns.
 
     Under spawn = template: gc.freeze()s what is loaded, sends READY=1,
-    then answers each FORK request of the daemon with a double fork; in
+    then answers each FORK request of the daemon with a double fork, done
+    ahead of the request (a spare worker waits, forked, for its slot); in
     each worker (session, cgroup, RECYCLERD_WORKER, RECYCLERD_GENERATION
     and LISTEN_PID set) calls run_worker() and exits with its return value
     (None is 0; an exception is printed and is 1; atexit handlers do not
@@ -338,42 +429,67 @@ def serve_template(run_worker, *, worker_gc=True):
     # pages stay shared with the template (Python's own advice for fork).
     gc.collect()
     gc.freeze()
-    try:
-        notify("READY=1", "STATUS=template: waiting for FORK requests")
-    except OSError as e:
-        raise TemplateError(f"cannot send READY=1 to NOTIFY_SOCKET: {e}")
     fd_space = socket.CMSG_SPACE(MAX_FDS * 4)
-    with sock:
-        while True:
+    spare = None
+    try:
+        with sock:
             try:
-                data, anc, flags, _ = sock.recvmsg(MAX_REQUEST, fd_space)
-            except InterruptedError:
-                continue
-            except (ConnectionResetError, BrokenPipeError):
-                return 0
-            fds = _received_fds(anc)
-            if not data and not fds:
-                return 0                # the daemon closed its end
+                spare = _make_spare(sock, run_worker, worker_gc)
+            except OSError:
+                pass                # forked on demand, or ERROR=fork
             try:
-                answer = _serve_one(sock, data, flags, fds, run_worker,
-                                    worker_gc)
-            finally:
-                _close_all(fds)
-            try:
-                _reply(sock, answer)
-            except (BrokenPipeError, ConnectionResetError):
-                return 0
+                notify("READY=1", "STATUS=template: waiting for FORK "
+                       "requests")
+            except OSError as e:
+                raise TemplateError("cannot send READY=1 to NOTIFY_SOCKET: "
+                                    f"{e}")
+            while True:
+                if spare is None:
+                    # Between requests: the next one costs no fork.
+                    try:
+                        spare = _make_spare(sock, run_worker, worker_gc)
+                    except OSError:
+                        pass        # forked on demand, or ERROR=fork
+                try:
+                    data, anc, flags, _ = sock.recvmsg(MAX_REQUEST,
+                                                       fd_space)
+                except InterruptedError:
+                    continue
+                except (ConnectionResetError, BrokenPipeError):
+                    return 0
+                fds = _received_fds(anc)
+                if not data and not fds:
+                    return 0            # the daemon closed its end
+                try:
+                    answer, spare = _serve_one(sock, data, flags, fds, spare,
+                                               run_worker, worker_gc)
+                finally:
+                    _close_all(fds)
+                try:
+                    _reply(sock, answer)
+                except (BrokenPipeError, ConnectionResetError):
+                    return 0
+    finally:
+        if spare is not None:
+            spare.discard()
 
 
-def _serve_one(sock, data, flags, fds, run_worker, worker_gc):
+def _serve_one(sock, data, flags, fds, spare, run_worker, worker_gc):
+    """One request -> (the answer, the spare left: None once used)."""
     if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
         return (f"ERROR=request longer than {MAX_REQUEST} bytes or with "
-                f"more than {MAX_FDS} descriptors")
+                f"more than {MAX_FDS} descriptors", spare)
     if len(fds) > 1:
-        return "ERROR=more than one descriptor (expected a cgroup directory)"
+        return ("ERROR=more than one descriptor (expected a cgroup "
+                "directory)", spare)
     try:
         slot, generation = _parse_fork(data)
     except ValueError as e:
-        return f"ERROR=bad request: {e}"
-    return _fork_worker(sock, fds[0] if fds else None, slot, generation,
-                        run_worker, worker_gc)
+        return f"ERROR=bad request: {e}", spare
+    if spare is None:
+        try:
+            spare = _make_spare(sock, run_worker, worker_gc)
+        except OSError as e:
+            return f"ERROR=fork: {e.strerror}", None
+    return _fork_worker(spare, fds[0] if fds else None, slot,
+                        generation), None

@@ -783,6 +783,17 @@ worker_kill_leftovers(struct worker *w)
 	orphans_kill_owner(w->rd->orphans, &w->orph);
 }
 
+/*
+ * A prefork master is its own process: children.c walks the rest. So is a
+ * template: what it forks (a worker on its way, a spare forked ahead) is
+ * not its memory, and would count its shared pages again under rss.
+ */
+static bool
+probe_root_only(const struct worker *w)
+{
+	return w->cfg->recycle_scope == SCOPE_CHILDREN || w->is_template;
+}
+
 /* Sample its tree with its orphans, and tell orphans.c what the walk saw. */
 static int
 worker_probe(struct worker *w, bool with_smaps, struct mem_sample *s)
@@ -792,8 +803,7 @@ worker_probe(struct worker *w, bool with_smaps, struct mem_sample *s)
 	const pid_t *seen;
 	size_t n;
 
-	/* A prefork master is its own process: children.c walks the rest. */
-	if (w->cfg->recycle_scope == SCOPE_CHILDREN)
+	if (probe_root_only(w))
 		return memprobe_sample_root(w->probe, with_smaps, s);
 	n = orphans_roots(o, &w->orph, extra, nitems(extra));
 	if (memprobe_sample_roots(w->probe, extra, n, with_smaps, s) == -1)
@@ -817,7 +827,7 @@ worker_probe_exact(struct worker *w, double now, struct mem_sample *s)
 		 * tell orphans.c. */
 		n = orphans_roots(w->rd->orphans, &w->orph, extra,
 		    nitems(extra));
-		if ((w->cfg->recycle_scope == SCOPE_CHILDREN ?
+		if ((probe_root_only(w) ?
 		    memprobe_sample_root(w->probe, true, &w->exact) :
 		    memprobe_sample_roots(w->probe, extra, n, true,
 		    &w->exact)) == -1)

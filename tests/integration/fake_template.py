@@ -62,6 +62,25 @@ def wait_exit(pid, timeout):
         time.sleep(0.02)
 
 
+def live_children():
+    """Our children that have not exited (zombies left out): we are the
+    subreaper, so whatever a template leaves behind lands here."""
+    me, kids = os.getpid(), set()
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        state, ppid = stat.rpartition(")")[2].split()[:2]
+        if int(ppid) == me and state != "Z":
+            kids.add(int(d))
+    return kids
+
+
+
 class FakeDaemon:
     def __init__(self, directory):
         self.dir = Path(directory)
@@ -180,6 +199,12 @@ class FakeDaemon:
                 pass
             wait_exit(pid, 5)
         # Anything else the template forked and we inherited.
+        for pid in live_children():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            wait_exit(pid, 5)
         while True:
             try:
                 pid, _ = os.waitpid(-1, os.WNOHANG)

@@ -11,15 +11,17 @@ exit at EOF). The real daemon runs them in test_template_clients.py.
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 import recyclerd as rd
-from fake_template import WRAP, FakeDaemon, spawn, wait_exit
+from fake_template import WRAP, FakeDaemon, live_children, spawn, wait_exit
 
 HERE = Path(__file__).resolve().parent
 PY_PROBE = HERE / "template_probe.py"
@@ -259,9 +261,6 @@ def test_bad_template_fd_is_an_error(kind, tmp_path):
     assert "template" in p.stderr.lower(), p.stderr
 
 
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__]))
-
 
 @pytest.mark.parametrize("example", ["wsgi_preload.py", "template_worker"])
 def test_examples_serve_from_forked_workers(example, fake):
@@ -287,3 +286,37 @@ def test_examples_serve_from_forked_workers(example, fake):
     assert a["pid"] == pid and a["sid"] == pid
     assert (a["slot"], a["generation"]) == ("1", "3")
     assert a["listen_pid"] == str(pid)
+
+
+def wait_no_children_but(keep, timeout=10):
+    deadline = time.monotonic() + timeout
+    while (left := live_children() - keep) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return left
+
+
+@pytest.mark.parametrize("end", ["eof", "sigkill"])
+def test_the_worker_forked_ahead_never_outlives_its_template(kind, fake,
+                                                             end):
+    """The libraries keep one worker forked ahead of the next request.
+    When the template goes (the daemon closes its end, or the template is
+    killed), that spare goes too: it never reaches the daemon as a
+    process nobody asked for."""
+    tpl = fake.start(probe_argv(kind), probe_env())
+    fake.wait_ready()
+    pid = fake.fork(0, 1)
+    fake.report(pid)
+    if end == "eof":
+        fake.close()
+        assert wait_exit(tpl, 10) == 0, "template did not exit at EOF"
+    else:
+        os.kill(tpl, signal.SIGKILL)
+        assert wait_exit(tpl, 10) == -signal.SIGKILL
+    fake.template = None
+    assert not wait_no_children_but({pid}), \
+        f"left behind: {wait_no_children_but({pid}, 0)}"
+    assert rd.pid_alive(pid), "the worker died with its template"
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__]))
