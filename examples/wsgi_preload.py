@@ -23,6 +23,7 @@ import gc
 import importlib
 import json
 import os
+import selectors
 import signal
 import socket
 import sys
@@ -110,6 +111,19 @@ class InheritedServer(WSGIServer):
         rw.notify(f"TASKS={self.tasks}")
 
 
+def serve_one(server):
+    """Accept one connection, if another worker has not, and answer it."""
+    try:
+        conn, addr = server.get_request()
+    except OSError:         # BlockingIOError: it went to another worker
+        return
+    try:
+        server.process_request(conn, addr)
+    except Exception:
+        server.handle_error(conn, addr)
+        server.shutdown_request(conn)
+
+
 APP = load(sys.argv[1]) if len(sys.argv) > 1 else hello
 
 
@@ -123,10 +137,14 @@ def run_worker():
               "key)", file=sys.stderr)
         return 2
     server = InheritedServer(fds[0], APP)
-    server.timeout = 0.5    # handle_request() returns then
-    rw.notify("READY=1")
-    while not draining:
-        server.handle_request()
+    # Not handle_request(): it waits as long as the socket's timeout, and
+    # a non-blocking socket's is 0, so an idle worker would spin.
+    with selectors.DefaultSelector() as sel:
+        sel.register(server.socket, selectors.EVENT_READ)
+        rw.notify("READY=1")
+        while not draining:
+            if sel.select(timeout=0.5):     # then SIGTERM is seen
+                serve_one(server)
     server.socket.close()
     return 0
 
