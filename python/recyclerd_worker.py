@@ -190,9 +190,10 @@ def _enter_cgroup(cgroup_fd):
 
 
 def _become_worker(sock, report_fd, cgroup_fd, slot, generation):
-    """In the grandchild: session, cgroup, descriptors, environment; the
-    pid (or an error) to the template through report_fd. Returns False
-    when it could not become a worker (the error is reported)."""
+    """In the spare's future worker, once its request came: session,
+    cgroup, descriptors, environment; the pid (or an error) to the
+    template through report_fd. Returns False when it could not become a
+    worker (the error is reported)."""
     try:
         what = "setsid"
         os.setsid()
@@ -212,8 +213,8 @@ def _become_worker(sock, report_fd, cgroup_fd, slot, generation):
         os.environ["LISTEN_PID"] = str(os.getpid())
     os.environ["RECYCLERD_WORKER"] = str(slot)
     os.environ["RECYCLERD_GENERATION"] = str(generation)
-    # Only now: the template reads until the pipe is closed, and the
-    # worker is then in its session and cgroup.
+    # Only now, in its session and cgroup: the template answers the
+    # daemon with what it reads here.
     os.write(report_fd, f"PID={os.getpid()}".encode())
     os.close(report_fd)
     return True
