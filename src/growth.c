@@ -29,6 +29,18 @@ growth_add(struct growth *g, double t, uint64_t tasks, uint64_t bytes)
 		g->n++;
 }
 
+double
+growth_span(const struct growth *g)
+{
+	unsigned int newest, oldest;
+
+	if (g->n < 2)
+		return 0.0;
+	newest = (g->head + GROWTH_POINTS - 1) % GROWTH_POINTS;
+	oldest = (g->head + GROWTH_POINTS - g->n) % GROWTH_POINTS;
+	return g->t[newest] - g->t[oldest];
+}
+
 /*
  * Slope of y over x by least squares, over the points held (the order in
  * the ring does not matter to a fit). Sums are taken about the means, so

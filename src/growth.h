@@ -29,6 +29,8 @@ void	growth_add(struct growth *, double t, uint64_t tasks, uint64_t bytes);
  * there is not enough to say, leaving the output untouched.
  */
 int	growth_per_sec(const struct growth *, double *bytes_per_s);
+/* Seconds from the oldest point held to the newest; 0 with fewer than 2. */
+double	growth_span(const struct growth *);
 int	growth_per_task(const struct growth *, double *bytes_per_task);
 
 #endif /* RECYCLERD_GROWTH_H */

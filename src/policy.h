@@ -132,6 +132,9 @@ unsigned int policy_max_recycling(unsigned int configured,
  * quiet starts, and being early costs less than being late. 0 when n == 0.
  */
 #define PRESPAWN_RECENT	4
+/* How much further prespawn looks than the slowest recent start: under
+ * load the next start is often slower still. */
+#define PRESPAWN_MARGIN	1.25
 double	policy_start_horizon(const double *ring, size_t ring_size, size_t n,
 	    size_t next);
 

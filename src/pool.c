@@ -823,6 +823,7 @@ pool_want_recycle(struct pool *p, struct worker *w, enum reason why,
 	w->recycle_reason = why;
 	snprintf(w->recycle_detail, sizeof w->recycle_detail, "%s", detail);
 	w->recycle_mono = now;
+	w->smaps_lead = 0;	/* recycle_memory is behind it now */
 	heap_push(&p->pending, &w->pending_node, worker_urgency(p, w));
 	w->pending = true;
 	worker_disarm_events(w);
@@ -931,34 +932,46 @@ pool_check_watchdog(struct pool *p, struct worker *w, double now)
 /*
  * A worker already waiting for its recycle (for a place, or for its
  * replacement to be ready): only how urgent it is, and the hard bound of
- * max_overshoot, matter now. -1 when it was drained.
+ * max_overshoot, matter now. The bound is kept, not merely noticed: the
+ * worker is drained when it is past it, or will be by the next sample at
+ * its growth rate. -1 when it was drained.
  */
 static int
 pool_check_condemned(struct pool *p, struct worker *w)
 {
 	uint64_t bound = policy_overshoot_bound(w->limits.recycle_memory,
-	    w->cfg->max_overshoot_ppm);
+	    w->cfg->max_overshoot_ppm), next;
+	double rate, interval = (double)w->cfg->sample_interval_ms / 1000.0;
 	struct log_ctx ctx;
-	char a[16], b[16];
+	char a[16], b[16], c[16], by[64] = "";
 
 	if (w->pending)
 		heap_update(&p->pending, &w->pending_node,
 		    worker_urgency(p, w));
-	if (bound == 0 || !w->memory_exact || w->memory <= bound)
+	if (growth_per_sec(&w->growth, &rate) == -1 || !(rate > 0.0))
+		rate = 0.0;
+	/* The sampler reads the metric itself from this far below. */
+	w->smaps_lead = (uint64_t)(rate * interval);
+	if (bound == 0 || !w->memory_exact)
 		return 0;
-	/* Capacity dips by one at most: while an earlier overshoot drain
-	 * still leaves the pool short of ready workers, this one waits for
-	 * its place (kill_memory stays the net). */
-	if (pool_count(p, WS_READY) < p->desired)
+	next = w->memory + w->smaps_lead;
+	if (next <= bound)
 		return 0;
+	/* Each such drain costs the pool a ready worker until its
+	 * replacement is ready, however many cross together: the bound is
+	 * the operator's, the listening sockets' backlog holds the
+	 * connections meanwhile. */
+	if (w->memory <= bound)
+		snprintf(by, sizeof by, " + %s by the next sample",
+		    units_format_size(w->smaps_lead, c, sizeof c));
 	ctx = worker_ctx(w);
 	ctx.reason = reason_name(w->recycle_reason);
 	ctx.memory = w->memory;
-	log_ctx(LOG_WARNING, &ctx, "over max_overshoot: %s %s > %s while "
+	log_ctx(LOG_WARNING, &ctx, "over max_overshoot: %s %s%s > %s while "
 	    "waiting for %s, draining at once with %s", metric_label(w),
-	    units_format_size(w->memory, a, sizeof a),
-	    units_format_size(bound, b, sizeof b), w->replaced_by != NULL ?
-	    "its replacement" : "a recycle place",
+	    units_format_size(w->memory, a, sizeof a), by,
+	    units_format_size(bound, b, sizeof b),
+	    w->replaced_by != NULL ? "its replacement" : "a recycle place",
 	    units_signal_name(w->cfg->drain_signal));
 	w->overshot = true;
 	p->overshoot_drains++;
@@ -979,7 +992,7 @@ pool_check_condemned(struct pool *p, struct worker *w)
 static void
 pool_check_prespawn(struct pool *p, struct worker *w)
 {
-	double rate, horizon = p->start_horizon +
+	double rate, horizon = p->start_horizon * PRESPAWN_MARGIN +
 	    (double)w->cfg->sample_interval_ms / 1000.0;
 	char detail[160], a[16], b[16], c[16];
 
@@ -993,7 +1006,9 @@ pool_check_prespawn(struct pool *p, struct worker *w)
 	w->smaps_lead = (uint64_t)(rate * horizon);
 	if (w->smaps_lead > w->limits.recycle_memory / 2)
 		w->smaps_lead = w->limits.recycle_memory / 2;
-	if (!w->memory_exact ||
+	/* No further ahead than the points reach back: a burst (a cache
+	 * warming up after the start) is not a trend yet. */
+	if (!w->memory_exact || growth_span(&w->growth) < horizon ||
 	    !policy_predict_cross(w->memory, w->limits.recycle_memory, rate,
 	    horizon))
 		return;

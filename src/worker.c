@@ -842,18 +842,28 @@ int
 worker_sample(struct worker *w, double now, bool force_smaps)
 {
 	enum mem_metric metric = w->cfg->memory_metric;
-	uint64_t floor_bytes, v;
+	uint64_t bound, floor_bytes, v;
 	struct mem_sample s;
 
 	/* Once condemned, recycle_memory is behind it: smaps_rollup (the
 	 * costly read, of the largest workers) only near a bound that still
-	 * matters, kill_memory or max_overshoot. */
-	floor_bytes = w->recycle_reason != REASON_NONE ?
+	 * matters, kill_memory or max_overshoot. At or above the bound, rss
+	 * always sends for the exact figure. Below it, within the lead that
+	 * a prediction needs, rss minus the gap measured at the last smaps
+	 * read (a recent one) stands for the figure until it nears the
+	 * bound: most of a worker's growth is its own pages, and this
+	 * saves the reads while the shared part keeps rss above pss. */
+	bound = w->recycle_reason != REASON_NONE ?
 	    policy_condemned_floor(&w->limits, w->cfg->max_overshoot_ppm) :
 	    policy_prefilter(&w->limits);
-	if (w->recycle_reason == REASON_NONE && floor_bytes != 0)
-		floor_bytes = floor_bytes > w->smaps_lead + 1 ?
-		    floor_bytes - w->smaps_lead : 1;
+	floor_bytes = bound;
+	if (bound != 0) {
+		floor_bytes = bound > w->smaps_lead + 1 ?
+		    bound - w->smaps_lead : 1;
+		if (now - w->gap_mono <= SMAPS_GAP_TRUST_S)
+			floor_bytes = floor_bytes + w->smaps_gap < bound ?
+			    floor_bytes + w->smaps_gap : bound;
+	}
 
 	/* Not opened at spawn (EMFILE, ENOMEM...): try again now; a gone
 	 * process says ESRCH, and its exit is on its way. */
@@ -886,6 +896,10 @@ worker_sample(struct worker *w, double now, bool force_smaps)
 			return -1;
 		w->memory = metric_value(metric, &s, &w->memory_exact);
 		w->last = s;
+		if (s.has_smaps) {
+			w->smaps_gap = s.rss > w->memory ? s.rss - w->memory : 0;
+			w->gap_mono = now;
+		}
 		growth_add(&w->growth, now, w->tasks, s.rss);
 	}
 	if (w->memory_exact && w->memory > w->peak)

@@ -123,8 +123,13 @@ struct worker {
 	double		 exact_mono;	/* when; 0 never */
 	unsigned int	 over_count;	/* consecutive samples over */
 	struct growth	 growth;
-	uint64_t	 smaps_lead;	/* prespawn: read smaps this far below
-					 * the prefilter, to predict in time */
+	uint64_t	 smaps_lead;	/* read smaps this far below the bound
+					 * that matters, to predict in time:
+					 * prespawn's crossing, or
+					 * max_overshoot's next sample */
+	uint64_t	 smaps_gap;	/* rss - the metric at the last
+					 * smaps_rollup read (pss, uss) */
+	double		 gap_mono;	/* when; 0 never */
 	double		 baseline_hold_until;	/* no memory recycle before */
 	double		 watchdog_mono;	/* last WATCHDOG=1 */
 
@@ -251,6 +256,9 @@ int		 worker_sample(struct worker *, double now, bool force_smaps);
  * -1 when the process is gone.
  */
 #define EXACT_REUSE	1.0
+/* Seconds the rss - pss (or uss) gap of the last smaps read is trusted
+ * below a bound (worker_sample). */
+#define SMAPS_GAP_TRUST_S	1.0
 int		 worker_probe_exact(struct worker *, double now,
 		    struct mem_sample *s);
 

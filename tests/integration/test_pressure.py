@@ -110,7 +110,8 @@ def test_max_overshoot_drains_a_grower_that_waits(recyclerd, tmp_path):
         command=slow_replacements(tmp_path, fast,
                                   fast + " --ready-delay 4"))
     recyclerd.start()
-    recyclerd.wait_log(r"over max_overshoot: rss \S+ > 50M while waiting "
+    recyclerd.wait_log(r"over max_overshoot: rss \S+( \+ \S+ by the next "
+                       r"sample)? > 50M while waiting "
                        r"for its replacement, draining at once", timeout=15)
     st = status(recyclerd)
     assert st["overshoot_drains"] == 1
@@ -125,6 +126,36 @@ def test_max_overshoot_drains_a_grower_that_waits(recyclerd, tmp_path):
         return [e for e in evs if e["kind"] == "recycle" and e["overshoot"]]
     [e] = wait_for(flagged, 10, what="an overshoot recycle event")[:1]
     assert "drained at once past max_overshoot 50M" in e["detail"], e
+
+
+def test_max_overshoot_bounds_every_worker_that_crosses_together(
+        recyclerd, tmp_path):
+    # Two growers whose replacements need 4 s: both cross the bound while
+    # waiting, and both drain at once, although the pool then has no
+    # ready worker until the replacements are: the bound is the
+    # operator's, the socket's backlog holds the connections.
+    fast = "--leak 1M --interval 0.05"
+    recyclerd.write_config(
+        workers=2, ready="notify", memory_metric="rss", prespawn="no",
+        max_recycling=2, recycle_memory="40M", recycle_samples=1,
+        max_overshoot="25%", jitter="0", sample_interval="50ms",
+        drain_timeout="2s",
+        command=slow_replacements(tmp_path, fast,
+                                  fast + " --ready-delay 4"))
+    recyclerd.start()
+    wait_for(lambda: status(recyclerd)["overshoot_drains"] >= 2, 20,
+             what="both workers drained past max_overshoot")
+    recyclerd.wait_ready_workers(2, timeout=15)
+
+    def flagged():
+        evs = json.loads(ask(recyclerd, "events"))["events"]
+        return [e for e in evs if e["kind"] == "recycle" and e["overshoot"]]
+    evs = wait_for(lambda: len(flagged()) >= 2 and flagged(), 10,
+                   what="two overshoot recycle events")
+    # Drained at the bound (or a sample before it), not after it: at
+    # 20 MB/s and 50 ms a sample is 1M; the slack is for a late sweep.
+    for e in evs[:2]:
+        assert e["memory"] <= 55 * MiB, e
 
 
 @pytest.mark.parametrize("metric_name", ["rss", "pss"])

@@ -3,6 +3,7 @@
  * test_growth.c - least-squares slopes on synthetic samples: exact lines,
  * ring wrap-around, noise, and the cases with too little to say.
  */
+#include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -223,6 +224,27 @@ test_init_forgets(void **state)
 	assert_int_equal(growth_per_sec(&g, &slope), -1);
 }
 
+/* The span is what the points reach back, before and after the ring wraps. */
+static void
+test_span_is_oldest_to_newest_point(void **state)
+{
+	struct growth g;
+	int i;
+
+	(void)state;
+	growth_init(&g);
+	assert_true(growth_span(&g) == 0.0);
+	growth_add(&g, 100.0, 0, 1);
+	assert_true(growth_span(&g) == 0.0);
+	growth_add(&g, 100.5, 0, 2);
+	assert_true(fabs(growth_span(&g) - 0.5) < 1e-9);
+	for (i = 2; i < GROWTH_POINTS + 10; i++)
+		growth_add(&g, 100.0 + 0.25 * i, 0, (uint64_t)i);
+	/* The last GROWTH_POINTS points: i from 10 to GROWTH_POINTS + 9. */
+	assert_true(fabs(growth_span(&g) - 0.25 * (GROWTH_POINTS - 1)) <
+	    1e-9);
+}
+
 int
 main(void)
 {
@@ -238,6 +260,7 @@ main(void)
 		cmocka_unit_test(test_same_instant_leaves_output),
 		cmocka_unit_test(test_constant_tasks_leave_output),
 		cmocka_unit_test(test_init_forgets),
+		cmocka_unit_test(test_span_is_oldest_to_newest_point),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
