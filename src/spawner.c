@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -260,10 +261,29 @@ spawner_start(void)
 void
 spawner_stop(struct spawner *s)
 {
+	int i;
+
 	if (s == NULL)
 		return;
-	if (s->fd != -1)
+	if (s->fd != -1) {
+		/* EOF: the server exits. Reaped here, since the loop that
+		 * reaps children has ended: the orphan sweep that follows
+		 * would take our own helper for somebody's leftover. A
+		 * second at most, then SIGKILL. */
 		close(s->fd);
+		for (i = 0; i < 100; i++) {
+			pid_t r = waitpid(s->pid, NULL, WNOHANG);
+
+			if (r == s->pid || (r == -1 && errno != EINTR))
+				break;
+			if (i == 99) {
+				(void)kill(s->pid, SIGKILL);
+				(void)waitpid(s->pid, NULL, 0);
+				break;
+			}
+			(void)poll(NULL, 0, 10);
+		}
+	}
 	free(s->buf);
 	free(s);
 }

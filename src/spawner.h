@@ -28,7 +28,7 @@ struct spawner;
 
 /* Fork the server; NULL (errno set) if it cannot be started. */
 struct spawner	*spawner_start(void);
-/* Close our end (the server exits on EOF) and forget it. */
+/* Close our end (the server exits on EOF), reap it, forget it. */
 void		 spawner_stop(struct spawner *);
 /* spawn_start() through the server, or in this process without one. */
 pid_t		 spawner_spawn(struct spawner *, const struct spawn_req *,

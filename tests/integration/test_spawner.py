@@ -58,3 +58,15 @@ def test_spawns_go_on_without_the_server(recyclerd):
         assert ppid(pid) == recyclerd.pid
     recyclerd.wait_log(r"spawn server \[pid \d+\] .*forking workers from "
                        r"the daemon from now on")
+
+
+def test_a_clean_stop_takes_its_own_helper_for_no_orphan(recyclerd):
+    # At exit the daemon kills whatever children are left as orphans of
+    # no known worker; the spawn server is its own, reaped before that.
+    recyclerd.write_config(pools={"web": {"workers": 2}})
+    recyclerd.start()
+    server = spawn_server(recyclerd)
+    assert server is not None
+    recyclerd.stop()
+    assert not recyclerd.log_has(r"killing orphan"), recyclerd.log_text()
+    assert not os.path.exists(f"/proc/{server}")
