@@ -388,6 +388,22 @@ wait_go(int go, pid_t child)
 	_exit(0);
 }
 
+/* One datagram of at most len - 1 bytes into buf, its descriptors into
+ * control (for received_fds()); mh says what came (msg_flags). */
+static ssize_t
+recv_datagram(int fd, char *buf, size_t len, void *control, size_t clen,
+    struct msghdr *mh, struct iovec *iov)
+{
+	memset(mh, 0, sizeof(*mh));
+	iov->iov_base = buf;
+	iov->iov_len = len - 1;
+	mh->msg_iov = iov;
+	mh->msg_iovlen = 1;
+	mh->msg_control = control;
+	mh->msg_controllen = clen;
+	return recvmsg(fd, mh, MSG_CMSG_CLOEXEC);
+}
+
 /* In the worker-to-be: its request, then the worker's life. */
 static void __attribute__((noreturn))
 wait_request(int chan, recyclerd_worker_fn run_worker, void *arg)
@@ -403,15 +419,8 @@ wait_request(int chan, recyclerd_worker_fn run_worker, void *arg)
 	int fd = -1;
 	ssize_t n;
 
-	memset(&mh, 0, sizeof(mh));
-	iov.iov_base = req;
-	iov.iov_len = sizeof(req) - 1;
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
-	mh.msg_control = cbuf.buf;
-	mh.msg_controllen = sizeof(cbuf.buf);
-	while ((n = recvmsg(chan, &mh, MSG_CMSG_CLOEXEC)) == -1 &&
-	    errno == EINTR)
+	while ((n = recv_datagram(chan, req, sizeof(req), cbuf.buf,
+	    sizeof(cbuf.buf), &mh, &iov)) == -1 && errno == EINTR)
 		;
 	if (n <= 0)
 		_exit(0);		/* discarded */
@@ -589,14 +598,8 @@ recyclerd_serve_template(recyclerd_worker_fn run_worker, void *arg)
 		/* Between requests: the next one costs no fork. */
 		if (spare.inter == 0)
 			(void)spare_make(sock, &spare, run_worker, arg);
-		memset(&mh, 0, sizeof(mh));
-		iov.iov_base = req;
-		iov.iov_len = sizeof(req) - 1;
-		mh.msg_iov = &iov;
-		mh.msg_iovlen = 1;
-		mh.msg_control = cbuf.buf;
-		mh.msg_controllen = sizeof(cbuf.buf);
-		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+		n = recv_datagram(sock, req, sizeof(req), cbuf.buf,
+		    sizeof(cbuf.buf), &mh, &iov);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1 && errno != ECONNRESET) {
