@@ -443,7 +443,9 @@ spare_make(int sock, struct spare *s, recyclerd_worker_fn run_worker,
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1)
 		return -1;
-	if (pipe2(go, O_CLOEXEC) == -1) {
+	/* A socket, not a pipe: a byte sent to an intermediate that is gone
+	 * is EPIPE (MSG_NOSIGNAL), not a SIGPIPE that kills the template. */
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go) == -1) {
 		close(sv[0]);
 		close(sv[1]);
 		return -1;
@@ -479,8 +481,9 @@ spare_make(int sock, struct spare *s, recyclerd_worker_fn run_worker,
 }
 
 /* The request to the spare (used up either way); the answer to send (PID=
- * or ERROR=) into answer. */
-static void
+ * or ERROR=) into answer. -1 when the spare was gone before it got the
+ * request (a fresh one may try again). */
+static int
 fork_worker(struct spare *s, int cgfd, long slot, long gen, char *answer,
     size_t len)
 {
@@ -513,9 +516,11 @@ fork_worker(struct spare *s, int cgfd, long slot, long gen, char *answer,
 		snprintf(answer, len, "ERROR=the forked worker is gone: %s",
 		    strerror(errno));
 		spare_discard(s);
-		return;
+		return -1;
 	}
-	while (write(s->go, "x", 1) == -1 && errno == EINTR)
+	/* An intermediate already gone has left the worker to the daemon:
+	 * EPIPE here changes nothing. */
+	while (send(s->go, "x", 1, MSG_NOSIGNAL) == -1 && errno == EINTR)
 		;
 	close(s->go);
 	reap(s->inter);		/* then the worker's parent is the daemon */
@@ -530,6 +535,7 @@ fork_worker(struct spare *s, int cgfd, long slot, long gen, char *answer,
 	else
 		snprintf(answer, len, "ERROR=the worker exited before it "
 		    "reported its pid");
+	return 0;
 }
 
 /* One request: the answer into answer. */
@@ -540,6 +546,7 @@ serve_one(int sock, char *req, ssize_t len, int flags, int *fds, int nfds,
 {
 	char err[128];
 	long slot, gen;
+	int tries;
 
 	if (flags & (MSG_TRUNC | MSG_CTRUNC)) {
 		snprintf(answer, alen, "ERROR=request longer than %d bytes or "
@@ -560,12 +567,19 @@ serve_one(int sock, char *req, ssize_t len, int flags, int *fds, int nfds,
 		snprintf(answer, alen, "ERROR=bad request: %s", err);
 		return;
 	}
-	if (spare->inter == 0 &&
-	    spare_make(sock, spare, run_worker, arg) == -1) {
-		snprintf(answer, alen, "ERROR=fork: %s", strerror(errno));
-		return;
+	/* Twice at most: a spare killed while it waited (the OOM killer, a
+	 * stray signal) is replaced by a fresh one, not reported. */
+	for (tries = 0; tries < 2; tries++) {
+		if (spare->inter == 0 &&
+		    spare_make(sock, spare, run_worker, arg) == -1) {
+			snprintf(answer, alen, "ERROR=fork: %s",
+			    strerror(errno));
+			return;
+		}
+		if (fork_worker(spare, nfds == 1 ? fds[0] : -1, slot, gen,
+		    answer, alen) == 0)
+			return;
 	}
-	fork_worker(spare, nfds == 1 ? fds[0] : -1, slot, gen, answer, alen);
 }
 
 int

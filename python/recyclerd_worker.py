@@ -268,7 +268,7 @@ class _Spare:
         """No more use for it (the template is leaving, or the spare
         failed): the intermediate kills and reaps the future worker."""
         self.chan.close()
-        os.close(self.go)
+        self.go.close()
         _reap(self.inter)
 
 
@@ -328,20 +328,23 @@ def _make_spare(sock, run_worker, worker_gc):
     """Fork a spare (both forks). Raises OSError when a fork fails."""
     gc.freeze()     # whatever the template made since: shared, not scanned
     chan, far = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    go_r, go_w = os.pipe()
+    # A socket, not a pipe: a byte sent to an intermediate that is gone is
+    # EPIPE (MSG_NOSIGNAL), not a SIGPIPE, whatever the application did
+    # with that signal.
+    go_w, go_r = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         inter = os.fork()
     except OSError:
         chan.close()
         far.close()
-        os.close(go_r)
-        os.close(go_w)
+        go_r.close()
+        go_w.close()
         raise
     if inter == 0:
         # The intermediate: no Python code of the template's runs here.
         try:
             chan.close()
-            os.close(go_w)
+            go_w.close()
             sock.close()        # the template's alone: its end closes
             #                     with it (and the daemon sees that)
             try:
@@ -349,34 +352,36 @@ def _make_spare(sock, run_worker, worker_gc):
             except OSError:
                 os._exit(1)     # the template sees EOF on chan
             if child == 0:
-                os.close(go_r)
+                go_r.close()
                 _wait_request(sock, far, run_worker, worker_gc)
             far.close()
-            _wait_go(go_r, child)
+            _wait_go(go_r.detach(), child)
         finally:
             os._exit(0)
     far.close()
-    os.close(go_r)
+    go_r.close()
     return _Spare(inter, chan, go_w)
 
 
 def _fork_worker(spare, cgroup_fd, slot, generation):
     """Hand the request to the spare: the intermediate exits, the spare,
     re-parented to the daemon, is the worker. Returns the answer to send,
-    PID=... or ERROR=... The spare is used up either way."""
+    PID=... or ERROR=..., or None when the spare was gone before it got
+    the request (a fresh one may try again). The spare is used up either
+    way."""
     fds = [cgroup_fd] if cgroup_fd is not None else []
     try:
         spare.chan.sendmsg([f"{slot} {generation}".encode()],
                            [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
                              array.array("i", fds))] if fds else [])
-    except OSError as e:
-        spare.discard()
-        return f"ERROR=the forked worker is gone: {e.strerror}"
-    try:
-        os.write(spare.go, b"x")
     except OSError:
-        pass                    # gone: the worker reports why, or EOF
-    os.close(spare.go)
+        spare.discard()
+        return None
+    try:
+        spare.go.send(b"x", socket.MSG_NOSIGNAL)
+    except OSError:
+        pass                    # gone: the worker is the daemon's already
+    spare.go.close()
     _reap(spare.inter)          # then the worker's parent is the daemon
     try:
         answer = spare.chan.recv(256).decode(errors="replace")
@@ -487,10 +492,17 @@ def _serve_one(sock, data, flags, fds, spare, run_worker, worker_gc):
         slot, generation = _parse_fork(data)
     except ValueError as e:
         return f"ERROR=bad request: {e}", spare
-    if spare is None:
-        try:
-            spare = _make_spare(sock, run_worker, worker_gc)
-        except OSError as e:
-            return f"ERROR=fork: {e.strerror}", None
-    return _fork_worker(spare, fds[0] if fds else None, slot,
-                        generation), None
+    # Twice at most: a spare killed while it waited (the OOM killer, a
+    # stray signal) is replaced by a fresh one, not reported.
+    for _ in range(2):
+        if spare is None:
+            try:
+                spare = _make_spare(sock, run_worker, worker_gc)
+            except OSError as e:
+                return f"ERROR=fork: {e.strerror}", None
+        answer = _fork_worker(spare, fds[0] if fds else None, slot,
+                              generation)
+        spare = None
+        if answer is not None:
+            return answer, None
+    return "ERROR=the forked worker was gone, twice", None

@@ -41,7 +41,10 @@ def spawn(argv, env, fds, log):
                    (os.POSIX_SPAWN_DUP2, out, 2)]
         actions += [(os.POSIX_SPAWN_DUP2, src, dst)
                     for dst, src in fds.items()]
-        return os.posix_spawn(argv[0], argv, env, file_actions=actions)
+        # Default dispositions, as the daemon gives its children (ours
+        # has SIGPIPE ignored, which exec would pass on).
+        return os.posix_spawn(argv[0], argv, env, file_actions=actions,
+                              setsigdef=(signal.SIGPIPE,))
     finally:
         os.close(out)
 

@@ -318,5 +318,30 @@ def test_the_worker_forked_ahead_never_outlives_its_template(kind, fake,
     assert rd.pid_alive(pid), "the worker died with its template"
 
 
+@pytest.mark.parametrize("victim", ["worker-to-be", "intermediate"])
+def test_a_spare_killed_while_it_waits_costs_no_error(kind, fake, victim):
+    """The spare (the intermediate and, below it, the worker-to-be) waits
+    for the next request; either may be killed meanwhile. The request is
+    still answered PID=, and the template lives on: a dead worker-to-be
+    is replaced by a fresh spare, and a dead intermediate is no SIGPIPE
+    (its worker is ours already)."""
+    tpl = fake.start(probe_argv(kind), probe_env())
+    fake.wait_ready()
+    [inter] = rd.wait_for(lambda: rd.children_of(tpl), 10,
+                          what="the spare's intermediate")
+    [below] = rd.wait_for(lambda: rd.children_of(inter), 10,
+                          what="the spare's worker-to-be")
+    pid = inter if victim == "intermediate" else below
+    os.kill(pid, signal.SIGKILL)
+    rd.wait_for(lambda: pid not in rd.children_of(
+        tpl if victim == "intermediate" else inter), 10,
+        what=f"the {victim} gone")
+    worker = fake.fork(0, 1)
+    r = fake.report(worker)
+    assert (r["worker"], r["ppid"]) == ("0", os.getpid())
+    assert rd.pid_alive(tpl), f"the template died:\n{fake.log_text()}"
+    assert fake.fork(1, 1) != worker
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__]))
