@@ -22,6 +22,11 @@
 #   ready med/p99 a replacement's start to ready: recyclerd's "ready after"
 #                 of each worker started during the run; for gunicorn, from
 #                 pre_fork in the master to post_worker_init in the worker;
+#   idle med      the same for IDLE_ROUNDS replacements once wrk is done,
+#                 one at a time, IDLE_GAP s apart (recyclerctl recycle of a
+#                 slot; for gunicorn, SIGTERM to one of its workers): what a
+#                 replacement costs without the load's competition for the
+#                 CPU;
 #   req/s, p99    wrk --latency;
 #   failed        wrk's non-2xx responses plus socket errors.
 #
@@ -29,7 +34,8 @@
 # make when not given), PYTHON (/usr/bin/python3), GUNICORN
 # (/usr/bin/gunicorn), DURATION (20), THREADS (2), CONNECTIONS (16),
 # WORKERS (4), MAX_REQUESTS (2000), LEAK (64K), SAMPLE (0.5), ROWS ("exec
-# template gunicorn"), KEEP (set: keep the temp dir).
+# template gunicorn"), IDLE_ROUNDS (8), IDLE_GAP (1; 3 for the exec row,
+# whose workers take seconds to start), KEEP (set: keep the temp dir).
 #
 # Exit status: 0 when every row ran or was skipped, 1 on a failure, 2 when
 # wrk or a binary is missing. Installs nothing. Not part of make check.
@@ -48,6 +54,8 @@ MAX_REQUESTS=${MAX_REQUESTS:-2000}
 LEAK=${LEAK:-64K}
 SAMPLE=${SAMPLE:-0.5}
 ROWS=${ROWS:-exec template gunicorn}
+IDLE_ROUNDS=${IDLE_ROUNDS:-8}
+IDLE_GAP=${IDLE_GAP:-1}
 prog=preload
 
 die() { echo "$prog: $*" >&2; exit 1; }
@@ -162,20 +170,21 @@ DUR = re.compile(r"ready after (\d+(?:\.\d+)?)(us|ms|s|m)\b")
 SCALE = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
 
 
-def ready_times(kind, path, t0):
-    """Seconds from start to ready of the workers started after t0."""
+def ready_times(kind, path, t0, t1):
+    """Seconds from start to ready of the workers ready between t0 and
+    t1."""
     out = []
     for line in open(path, errors="replace"):
         if kind == "gunicorn":
             t, secs = line.split()
-            if float(t) >= t0:
+            if t0 <= float(t) <= t1:
                 out.append(float(secs))
             continue
         m = DUR.search(line)
         if not m or " worker " not in line:
             continue
         stamp = datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S.%f")
-        if stamp.timestamp() >= t0:
+        if t0 <= stamp.timestamp() <= t1:
             out.append(float(m.group(1)) * SCALE[m.group(2)])
     return out
 
@@ -204,15 +213,18 @@ def pct(values, q):
     return v[min(len(v) - 1, int(round(q * (len(v) - 1))))]
 
 
-def analyze(d, kind, t0, t1):
+def analyze(d, kind, t0, t1, t2):
     samples = [json.loads(l) for l in open(f"{d}/samples")]
     win = [s["pss"] for s in samples if t0 <= s["t"] <= t1] or \
         [s["pss"] for s in samples]
-    ready = ready_times(kind, f"{d}/ready", t0)
+    ready = ready_times(kind, f"{d}/ready", t0, t1)
+    idle = ready_times(kind, f"{d}/ready", t1, t2)
     rps, p99, failed = wrk_figures(f"{d}/wrk")
     json.dump({"pss_med": statistics.median(win), "pss_peak": max(win),
                "ready_med": statistics.median(ready) if ready else None,
                "ready_p99": pct(ready, 0.99) if ready else None,
+               "idle_med": statistics.median(idle) if idle else None,
+               "idle_n": len(idle),
                "replacements": len(ready), "rps": rps, "p99": p99,
                "failed": failed}, open(f"{d}/figures", "w"))
 
@@ -220,10 +232,10 @@ def analyze(d, kind, t0, t1):
 def report(tmp, rows):
     def num(v, fmt, scale=1):
         return "-" if v is None else format(v * scale, fmt)
-    fmt = "{:<10}{:>9}{:>9}{:>10}{:>10}{:>7}{:>9}{:>9}{:>8}"
+    fmt = "{:<10}{:>9}{:>9}{:>10}{:>10}{:>7}{:>9}{:>9}{:>8}{:>10}"
     print(fmt.format("row", "PSS med", "PSS peak", "ready med", "ready p99",
-                     "repl", "req/s", "p99 ms", "failed"))
-    print(fmt.format("", "MiB", "MiB", "ms", "ms", "", "", "", ""))
+                     "repl", "req/s", "p99 ms", "failed", "idle med"))
+    print(fmt.format("", "MiB", "MiB", "ms", "ms", "", "", "", "", "ms"))
     for name in rows:
         if os.path.exists(f"{tmp}/{name}/skipped"):
             print(f"{name:<10}skipped: " +
@@ -237,7 +249,8 @@ def report(tmp, rows):
                          num(r["ready_med"], ".1f", 1e3),
                          num(r["ready_p99"], ".1f", 1e3),
                          r["replacements"], num(r["rps"], ".0f"),
-                         num(r["p99"], ".1f"), r["failed"]))
+                         num(r["p99"], ".1f"), r["failed"],
+                         num(r.get("idle_med"), ".1f", 1e3)))
 
 
 def main(cmd, *a):
@@ -256,7 +269,7 @@ def main(cmd, *a):
     elif cmd == "sample":
         sample(int(a[0]), a[1], float(a[2]), a[3])
     elif cmd == "analyze":
-        analyze(a[0], a[1], float(a[2]), float(a[3]))
+        analyze(a[0], a[1], float(a[2]), float(a[3]), float(a[4]))
     elif cmd == "report":
         report(a[0], a[1].split())
     return 0
@@ -319,8 +332,26 @@ $(tail -20 "$tmp/$1/log")"
 	die "$1 not answering after 60s; log: $tmp/$1/log"
 }
 
+# Replace one worker at a time, without load; $1 = row.
+idle_rounds() {
+	local row=$1 gap=$IDLE_GAP i pid
+	[ "$row" != exec ] || gap=$(awk "BEGIN { print $IDLE_GAP * 3 }")
+	sleep "$gap"
+	for i in $(seq 0 $((IDLE_ROUNDS - 1))); do
+		if [ "$row" = gunicorn ]; then
+			pid=$(pgrep -P "$root_pid" | head -1)
+			[ -z "$pid" ] || kill -TERM "$pid" 2>/dev/null || true
+		else
+			"$RECYCLERCTL" -s "$tmp/$row/sock" recycle bench \
+			    $((i % WORKERS)) > /dev/null ||
+			    die "recyclerctl recycle failed"
+		fi
+		sleep "$gap"
+	done
+}
+
 run_row() {
-	local row=$1 port t0 t1 skip_root=1
+	local row=$1 port t0 t1 t2 skip_root=1
 	port=$(helper free-port)
 	mkdir -p "$tmp/$row" "$tmp/pools.d"
 	case $row in
@@ -367,12 +398,14 @@ run_row() {
 	wait "$wrk_pid" || die "wrk failed: $(cat "$tmp/$row/wrk")"
 	wrk_pid=
 	t1=$(date +%s.%N)
+	idle_rounds "$row"
+	t2=$(date +%s.%N)
 	stop_pid "$sampler_pid" 20
 	sampler_pid=
 	stop_pid "$root_pid" 150
 	root_pid=
 	[ "$row" = gunicorn ] || cp "$tmp/$row/log" "$tmp/$row/ready"
-	helper analyze "$tmp/$row" "$row" "$t0" "$t1"
+	helper analyze "$tmp/$row" "$row" "$t0" "$t1" "$t2"
 }
 
 echo "$prog: $WORKERS workers of bench/heavy_app.py, replaced every" \
