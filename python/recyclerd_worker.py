@@ -189,7 +189,7 @@ def _enter_cgroup(cgroup_fd):
         os.close(fd)
 
 
-def _become_worker(sock, report_fd, cgroup_fd, slot, generation):
+def _become_worker(report_fd, cgroup_fd, slot, generation):
     """In the spare's future worker, once its request came: session,
     cgroup, descriptors, environment; the pid (or an error) to the
     template through report_fd. Returns False when it could not become a
@@ -203,7 +203,6 @@ def _become_worker(sock, report_fd, cgroup_fd, slot, generation):
     except OSError as e:
         os.write(report_fd, f"ERROR={what}: {e.strerror}".encode())
         return False
-    sock.close()
     if cgroup_fd is not None:
         os.close(cgroup_fd)
     if _listen is not None:
@@ -301,11 +300,11 @@ def _wait_go(go, child):
         _reap(child)
 
 
-def _wait_request(sock, far, run_worker, worker_gc):
-    """In the spare's future worker: wait for "slot generation" (and the
-    cgroup directory), become the worker, run it. Never returns."""
+def _wait_request(far, run_worker, worker_gc):
+    """In the spare's future worker (the template's socket is closed in
+    the intermediate already): wait for "slot generation" (and the cgroup
+    directory), become the worker, run it. Never returns."""
     try:
-        sock.close()
         while True:
             try:
                 data, anc, _, _ = far.recvmsg(64, socket.CMSG_SPACE(4))
@@ -317,7 +316,7 @@ def _wait_request(sock, far, run_worker, worker_gc):
             os._exit(0)         # discarded
         slot, generation = (int(x) for x in data.split())
         report = far.detach()
-        if _become_worker(sock, report, fds[0] if fds else None, slot,
+        if _become_worker(report, fds[0] if fds else None, slot,
                           generation):
             _run_worker(run_worker, worker_gc)
     finally:
@@ -353,7 +352,7 @@ def _make_spare(sock, run_worker, worker_gc):
                 os._exit(1)     # the template sees EOF on chan
             if child == 0:
                 go_r.close()
-                _wait_request(sock, far, run_worker, worker_gc)
+                _wait_request(far, run_worker, worker_gc)
             far.close()
             _wait_go(go_r.detach(), child)
         finally:

@@ -271,17 +271,12 @@ spawner_stop(struct spawner *s)
 		 * would take our own helper for somebody's leftover. A
 		 * second at most, then SIGKILL. */
 		close(s->fd);
-		for (i = 0; i < 100; i++) {
-			pid_t r = waitpid(s->pid, NULL, WNOHANG);
-
-			if (r == s->pid || (r == -1 && errno != EINTR))
-				break;
-			if (i == 99) {
-				(void)kill(s->pid, SIGKILL);
-				(void)waitpid(s->pid, NULL, 0);
-				break;
-			}
+		for (i = 0; i < 100 && waitpid(s->pid, NULL, WNOHANG) == 0;
+		    i++)
 			(void)poll(NULL, 0, 10);
+		if (i == 100) {
+			(void)kill(s->pid, SIGKILL);
+			(void)waitpid(s->pid, NULL, 0);
 		}
 	}
 	free(s->buf);
