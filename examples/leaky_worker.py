@@ -133,6 +133,10 @@ def parse_args(argv):
                     "example and test helper).")
     p.add_argument("--leak", type=parse_size, default=parse_size("1M"),
                    metavar="SIZE", help="memory kept per task (default 1M)")
+    p.add_argument("--leak-until", type=parse_size, default=0,
+                   metavar="SIZE",
+                   help="stop leaking once SIZE was kept in all (a leak "
+                        "that levels off; default: never stops)")
     p.add_argument("--interval", type=parse_seconds, default=0.1,
                    metavar="SECONDS",
                    help="pause between tasks (default 0.1)")
@@ -207,15 +211,19 @@ def main(argv=None):
     if not args.no_ready and not stop:
         notify.send("READY=1")
 
-    tasks = 0
+    tasks = leaked = 0
     why, status = "signal", 0
     while True:
         pause(args.interval)
         if stop:
             break
         # The task: some work on fresh memory, which is then kept.
-        buf = touch(args.leak)
-        if args.leak:
+        leak = args.leak
+        if args.leak_until:
+            leak = max(0, min(leak, args.leak_until - leaked))
+        leaked += leak
+        buf = touch(leak)
+        if leak:
             buf[0] = tasks & 0xff
             hold.append(buf)
         tasks += 1

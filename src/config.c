@@ -181,7 +181,7 @@ static const char *const metric_names[] = {
 	    10000, NULL, OPT_AUTO | OPT_CHANGE_NONE) \
 	X("pool", "max_overshoot", OPT_PERCENT, P(max_overshoot_ppm), "25%", \
 	    0, 1000000, NULL, OPT_CHANGE_NONE) \
-	X("pool", "prespawn", OPT_BOOL, P(prespawn), "no", 0, 0, NULL, \
+	X("pool", "prespawn", OPT_BOOL, P(prespawn), "yes", 0, 0, NULL, \
 	    OPT_CHANGE_NONE) \
 	X("pool", "recycle_scope", OPT_ENUM, P(recycle_scope), "tree", 0, 0, \
 	    scope_names, OPT_CHANGE_RESPAWN) \

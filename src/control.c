@@ -481,6 +481,9 @@ worker_json(struct worker *w, double now, bool exact, struct worker **pend,
 	add(o, "waiting", w->recycle_reason != REASON_NONE &&
 	    w->state == WS_READY ? j_double(now - w->recycle_mono, 3) : NULL);
 	add(o, "overshoot", json_object_new_boolean(w->overshot));
+	/* prespawn: its replacement asked for ahead of a crossing. */
+	add(o, "prespawn", !w->prespawned ? NULL : json_object_new_string(
+	    w->pending ? "waiting" : w->standby ? "standby" : "starting"));
 	add(o, "cpu_seconds", worker_cpu_json(w->pid));
 	add(o, "restarts", w->slot < w->pool->nslots &&
 	    w->pool->slots[w->slot] != NULL &&
@@ -574,6 +577,7 @@ pool_json(struct pool *p)
 	add(o, "pending", j_u64(heap_size(&p->pending)));
 	add(o, "overshoot_drains", j_u64(p->overshoot_drains));
 	add(o, "prespawns", j_u64(p->prespawns));
+	add(o, "prespawn_misses", j_u64(p->prespawn_misses));
 	add(o, "start_time", p->nstart ? j_double(p->start_median, 3) : NULL);
 	add(o, "start_horizon", p->nstart ? j_double(p->start_horizon, 3) :
 	    NULL);

@@ -91,6 +91,26 @@ growth_per_sec(const struct growth *g, double *bytes_per_s)
 	return fit_slope(g->t, g->bytes, g->n, bytes_per_s);
 }
 
+int
+growth_recent_per_sec(const struct growth *g, double window_s,
+    double *bytes_per_s)
+{
+	double t[GROWTH_POINTS], b[GROWTH_POINTS], since;
+	unsigned int i, k, n = 0;
+
+	if (g->n == 0)
+		return -1;
+	since = g->t[(g->head + GROWTH_POINTS - 1) % GROWTH_POINTS] - window_s;
+	for (i = 0; i < g->n; i++) {
+		k = (g->head + GROWTH_POINTS - g->n + i) % GROWTH_POINTS;
+		if (g->t[k] >= since) {
+			t[n] = g->t[k];
+			b[n++] = g->bytes[k];
+		}
+	}
+	return fit_slope(t, b, n, bytes_per_s);
+}
+
 /* At least two distinct task counts: a worker that reports none has none. */
 int
 growth_per_task(const struct growth *g, double *bytes_per_task)

@@ -29,6 +29,10 @@ void	growth_add(struct growth *, double t, uint64_t tasks, uint64_t bytes);
  * there is not enough to say, leaving the output untouched.
  */
 int	growth_per_sec(const struct growth *, double *bytes_per_s);
+/* The same slope over the points of the last window_s seconds only (up to
+ * the newest point): a growth that speeds up shows there first. */
+int	growth_recent_per_sec(const struct growth *, double window_s,
+	    double *bytes_per_s);
 /* Seconds from the oldest point held to the newest; 0 with fewer than 2. */
 double	growth_span(const struct growth *);
 int	growth_per_task(const struct growth *, double *bytes_per_task);

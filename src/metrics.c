@@ -332,6 +332,14 @@ render_pools(FILE *f, struct recyclerd *rd)
 		put_u64(f, p->prespawns);
 	}
 
+	family(f, "recyclerd_prespawn_misses_total", "counter",
+	    "Replacements started early that were drained unused: the "
+	    "predicted crossing did not come.");
+	LIST_FOREACH(p, &rd->pools, entry) {
+		pool_begin(f, "recyclerd_prespawn_misses_total", p);
+		put_u64(f, p->prespawn_misses);
+	}
+
 	family(f, "recyclerd_pool_start_seconds", "gauge",
 	    "Median time from spawn to ready of the pool's last processes.");
 	LIST_FOREACH(p, &rd->pools, entry) {

@@ -201,7 +201,7 @@ policy_predict_cross(uint64_t memory, uint64_t limit, double growth_per_s,
     double horizon_s)
 {
 	if (limit == 0 || growth_per_s <= 0.0 || horizon_s <= 0.0 ||
-	    memory >= limit || memory < limit / 2)
+	    memory >= limit || memory < limit / 4)
 		return false;
 	return (double)(limit - memory) / growth_per_s <= horizon_s;
 }

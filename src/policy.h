@@ -113,8 +113,9 @@ double	policy_urgency(uint64_t memory, uint64_t limit, double growth_per_s,
 
 /*
  * Prespawn: true when a worker at memory, growing by growth_per_s, is
- * predicted to reach limit within horizon_s, and is at least halfway
- * there (early growth after start-up is no trend).
+ * predicted to reach limit within horizon_s, and is at least a quarter of
+ * the way there (the growth of a start-up, from nothing to a baseline, is
+ * no trend).
  */
 bool	policy_predict_cross(uint64_t memory, uint64_t limit,
 	    double growth_per_s, double horizon_s);
@@ -133,8 +134,10 @@ unsigned int policy_max_recycling(unsigned int configured,
  */
 #define PRESPAWN_RECENT	4
 /* How much further prespawn looks than the slowest recent start: under
- * load the next start is often slower still. */
-#define PRESPAWN_MARGIN	1.25
+ * load the next start is often slower still, and a replacement ready
+ * early only stands by (serving) until the crossing, while one ready late
+ * lets the worker grow past its limit. */
+#define PRESPAWN_MARGIN	1.5
 double	policy_start_horizon(const double *ring, size_t ring_size, size_t n,
 	    size_t next);
 

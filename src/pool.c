@@ -240,14 +240,14 @@ ncpu(void)
 /*
  * Does w hold one of the pool's max_recycling places? While its
  * replacement starts. The place is released when the replacement is
- * ready, not when w is reaped: old workers draining do not hold back the
- * next replacements. Without overlap there is no replacement: the place
- * is held while w drains.
+ * ready (or stands by, prespawn), not when w is reaped: old workers
+ * draining do not hold back the next replacements. Without overlap there
+ * is no replacement: the place is held while w drains.
  */
 static unsigned int
 recycle_weight(const struct worker *w, enum worker_state state)
 {
-	return w->replaced_by != NULL || (!w->cfg->overlap &&
+	return (w->replaced_by != NULL && !w->standby) || (!w->cfg->overlap &&
 	    (state == WS_DRAINING || state == WS_KILLED) &&
 	    reason_is_recycle(w->stop_reason));
 }
@@ -434,7 +434,28 @@ replacement_unlink(struct pool *p, struct worker *old)
 	before = recycle_weight(old, old->state);
 	old->replaced_by->replaces = NULL;
 	old->replaced_by = NULL;
+	/* Started ahead for a crossing that is no longer awaited: another
+	 * prediction may ask again. */
+	old->prespawned = old->standby = false;
 	p->recycling += recycle_weight(old, old->state) - before;
+}
+
+/* prespawn: the replacement of old is ready before old crossed its limit;
+ * it stands by (serving too) and old drains at the crossing. */
+static void
+replacement_stand_by(struct pool *p, struct worker *old)
+{
+	unsigned int before = recycle_weight(old, old->state);
+	struct worker *r = old->replaced_by;
+	char a[16];
+
+	old->standby = true;
+	old->standby_mono = mono_now();
+	p->recycling += recycle_weight(old, old->state) - before;
+	wlog(old, LOG_INFO, "replacement [pid %ld] ready after %.3fs, standing "
+	    "by until it crosses recycle_memory %s", (long)r->pid,
+	    r->ready_mono - r->spawn_mono, units_format_size(
+	    old->limits.recycle_memory, a, sizeof a));
 }
 
 /* Recount everything counted above; abort on a difference. */
@@ -665,6 +686,10 @@ pool_begin_recycle(struct pool *p, struct worker *w)
 {
 	struct worker *r;
 
+	if (!p->cfg->overlap && w->prespawned) {
+		w->prespawned = false;	/* overlap turned off by a reload */
+		return true;
+	}
 	if (!p->cfg->overlap) {
 		wlog(w, LOG_INFO, "draining with %s",
 		    units_signal_name(w->cfg->drain_signal));
@@ -673,6 +698,11 @@ pool_begin_recycle(struct pool *p, struct worker *w)
 	}
 	if ((r = pool_spawn(p, w->slot)) == NULL)
 		return false;		/* no fork now; try again later */
+	if (r->state == WS_READY && w->prespawned) {
+		replacement_link(p, w, r);
+		replacement_stand_by(p, w);
+		return true;
+	}
 	if (r->state == WS_READY) {	/* ready = spawn: at once */
 		wlog(w, LOG_INFO, "replacement [pid %ld] ready after %.3fs, "
 		    "draining with %s", (long)r->pid, 0.0,
@@ -821,11 +851,18 @@ pool_want_recycle(struct pool *p, struct worker *w, enum reason why,
 	if (w->state != WS_READY || w->recycle_reason != REASON_NONE)
 		return;
 	w->recycle_reason = why;
-	snprintf(w->recycle_detail, sizeof w->recycle_detail, "%s", detail);
+	if (w->prespawned) {
+		char ahead[sizeof w->recycle_detail];
+
+		memcpy(ahead, w->recycle_detail, sizeof ahead);
+		snprintf(w->recycle_detail, sizeof w->recycle_detail, "%s; "
+		    "replacement started ahead: %.80s", detail, ahead);
+	} else
+		snprintf(w->recycle_detail, sizeof w->recycle_detail, "%s",
+		    detail);
 	w->recycle_mono = now;
+	w->recycle_memory_at = w->memory;
 	w->smaps_lead = 0;	/* recycle_memory is behind it now */
-	heap_push(&p->pending, &w->pending_node, worker_urgency(p, w));
-	w->pending = true;
 	worker_disarm_events(w);
 	if (growth_per_sec(&w->growth, &per_s) == 0) {
 		int n = snprintf(grow, sizeof grow, ", growth %s%s/s",
@@ -852,6 +889,31 @@ pool_want_recycle(struct pool *p, struct worker *w, enum reason why,
 		    (unsigned long long)w->tasks, grow);
 	}
 	pool_reconcile(p);
+	if (!w->prespawned) {
+		heap_push(&p->pending, &w->pending_node, worker_urgency(p, w));
+		w->pending = true;
+		return;
+	}
+	/* Its replacement was asked for ahead: waiting for a place (as
+	 * urgent as it now is), starting, or ready. */
+	w->prespawned = false;
+	if (w->pending) {
+		heap_update(&p->pending, &w->pending_node,
+		    worker_urgency(p, w));
+	} else if (w->standby) {
+		struct worker *r = w->replaced_by;
+
+		wlog(w, LOG_INFO, "replacement [pid %ld] ready after %.3fs, "
+		    "draining with %s (it stood by for %.3fs)", (long)r->pid,
+		    r->ready_mono - r->spawn_mono,
+		    units_signal_name(w->cfg->drain_signal),
+		    now - w->standby_mono);
+		replacement_unlink(p, w);
+		worker_drain(w, why, w->cfg->drain_timeout_ms);
+	} else if (w->replaced_by == NULL) {
+		heap_push(&p->pending, &w->pending_node, worker_urgency(p, w));
+		w->pending = true;
+	}
 }
 
 static const char *
@@ -974,6 +1036,7 @@ pool_check_condemned(struct pool *p, struct worker *w)
 	    w->replaced_by != NULL ? "its replacement" : "a recycle place",
 	    units_signal_name(w->cfg->drain_signal));
 	w->overshot = true;
+	w->recycle_memory_at = w->memory;
 	p->overshoot_drains++;
 	snprintf(w->recycle_detail + strlen(w->recycle_detail),
 	    sizeof w->recycle_detail - strlen(w->recycle_detail),
@@ -984,42 +1047,100 @@ pool_check_condemned(struct pool *p, struct worker *w)
 	return -1;
 }
 
+/* How far prespawn looks ahead: the slowest recent start, a margin, and
+ * the sample that notices the crossing. */
+static double
+prespawn_horizon(const struct pool *p, const struct worker *w)
+{
+	return p->start_horizon * PRESPAWN_MARGIN +
+	    (double)w->cfg->sample_interval_ms / 1000.0;
+}
+
 /*
  * prespawn: start the replacement now when the worker is predicted to
  * cross recycle_memory within the time a replacement takes to be ready
- * (and one sample more), so that the swap happens at the limit.
+ * (and one sample more), so that the swap happens at the limit. Nothing
+ * is decided yet: the worker is recycled at the crossing, as without
+ * prespawn, its replacement standing by meanwhile.
  */
 static void
 pool_check_prespawn(struct pool *p, struct worker *w)
 {
-	double rate, horizon = p->start_horizon * PRESPAWN_MARGIN +
-	    (double)w->cfg->sample_interval_ms / 1000.0;
+	double rate, recent, horizon = prespawn_horizon(p, w);
 	char detail[160], a[16], b[16], c[16];
 
 	w->smaps_lead = 0;
-	if (p->nstart == 0 || growth_per_sec(&w->growth, &rate) == -1 ||
-	    rate <= 0.0)
+	if (w->prespawned || w->prespawn_missed || !w->cfg->overlap ||
+	    p->nstart == 0 || growth_per_sec(&w->growth, &rate) == -1)
+		return;
+	/* A growth that speeds up (a worker taking its share of the load
+	 * after its start) shows in the recent points first: the faster of
+	 * the two, since late costs more than early. */
+	if (growth_recent_per_sec(&w->growth, horizon, &recent) == 0 &&
+	    recent > rate)
+		rate = recent;
+	if (rate <= 0.0)
 		return;
 	/* The prediction needs the metric itself (pss, uss), and the sampler
 	 * reads it only near the limit: from as far below it as the worker
-	 * grows within the horizon. */
+	 * grows within the horizon (once a second there, rss minus the gap
+	 * it measured standing for it between: "~" in the detail). */
 	w->smaps_lead = (uint64_t)(rate * horizon);
-	if (w->smaps_lead > w->limits.recycle_memory / 2)
-		w->smaps_lead = w->limits.recycle_memory / 2;
-	/* No further ahead than the points reach back: a burst (a cache
-	 * warming up after the start) is not a trend yet. */
-	if (!w->memory_exact || growth_span(&w->growth) < horizon ||
-	    !policy_predict_cross(w->memory, w->limits.recycle_memory, rate,
-	    horizon))
+	if (w->smaps_lead > w->limits.recycle_memory / 4 * 3)
+		w->smaps_lead = w->limits.recycle_memory / 4 * 3;
+	/* No more than twice as far ahead as the points reach back: a burst
+	 * (a cache warming up after the start) is not a trend yet. */
+	if (w->memory_est == 0 || 2.0 * growth_span(&w->growth) < horizon ||
+	    !policy_predict_cross(w->memory_est, w->limits.recycle_memory,
+	    rate, horizon))
 		return;
-	snprintf(detail, sizeof detail, "%s %s predicted to cross %s in "
-	    "%.2fs at %s/s (replacements start in %.2fs)", metric_label(w),
-	    units_format_size(w->memory, a, sizeof a),
+	snprintf(detail, sizeof detail, "%s %s%s predicted to cross %s in "
+	    "%.2fs at %s/s (replacements start in %.2fs)",
+	    mem_metric_name(w->cfg->memory_metric), w->memory_exact ? "" : "~",
+	    units_format_size(w->memory_est, a, sizeof a),
 	    units_format_size(w->limits.recycle_memory, b, sizeof b),
-	    (double)(w->limits.recycle_memory - w->memory) / rate,
+	    (double)(w->limits.recycle_memory - w->memory_est) / rate,
 	    units_format_size((uint64_t)rate, c, sizeof c), p->start_horizon);
 	p->prespawns++;
-	pool_want_recycle(p, w, REASON_MEMORY, detail);
+	w->prespawned = true;
+	snprintf(w->recycle_detail, sizeof w->recycle_detail, "%s", detail);
+	heap_push(&p->pending, &w->pending_node, worker_urgency(p, w));
+	w->pending = true;
+	wlog(w, LOG_NOTICE, "starting its replacement ahead (prespawn): %s",
+	    detail);
+	pool_reconcile(p);
+}
+
+/*
+ * A standby that waits in vain: the worker's growth slowed and it did not
+ * cross within twice the horizon it was predicted to cross in (and the
+ * samples that confirm a crossing). The prediction is not the limit: the
+ * worker keeps serving, the standby drains, and this worker is not
+ * predicted again (a start wasted at most once per worker).
+ */
+static void
+pool_check_standby(struct pool *p, struct worker *w, double now)
+{
+	double wait = 2.0 * prespawn_horizon(p, w) +
+	    (double)w->limits.recycle_samples *
+	    (double)w->cfg->sample_interval_ms / 1000.0;
+	struct worker *r = w->replaced_by;
+	char a[16], b[16];
+
+	if (now - w->standby_mono < wait)
+		return;
+	wlog(w, LOG_NOTICE, "prespawn missed: %s %s still below %s after its "
+	    "replacement [pid %ld] stood by for %.2fs; keeping it, draining "
+	    "the replacement", metric_label(w),
+	    units_format_size(w->memory, a, sizeof a),
+	    units_format_size(w->limits.recycle_memory, b, sizeof b),
+	    (long)r->pid, now - w->standby_mono);
+	p->prespawn_misses++;
+	replacement_unlink(p, w);
+	w->prespawn_missed = true;
+	w->recycle_detail[0] = '\0';
+	worker_drain(r, REASON_SCALE, r->cfg->drain_timeout_ms);
+	pool_reconcile(p);
 }
 
 /*
@@ -1061,9 +1182,15 @@ pool_check_worker(struct pool *p, struct worker *w, double now,
 		p->baseline_strikes = 0;
 	switch (v) {
 	case VERDICT_KEEP:
-		if (w->cfg->prespawn && w->recycle_reason == REASON_NONE &&
+		if (w->standby)
+			pool_check_standby(p, w, now);
+		else if (w->cfg->prespawn && w->recycle_reason == REASON_NONE &&
 		    !first)
 			pool_check_prespawn(p, w);
+		/* Its replacement is ready: confirm a crossing at once rather
+		 * than at the next sweep. */
+		if (w->standby && w->over_count > 0)
+			worker_confirm_soon(w);
 		break;
 	case VERDICT_BASELINE:
 		pool_baseline(p, w, now);
@@ -1218,7 +1345,9 @@ pool_worker_ready(struct pool *p, struct worker *w)
 	else if (w->stale_template)
 		pool_want_recycle(p, w, REASON_MANUAL, "forked by a template "
 		    "retired while it was starting");
-	if (old != NULL) {
+	if (old != NULL && old->prespawned && old->state == WS_READY) {
+		replacement_stand_by(p, old);
+	} else if (old != NULL) {
 		wlog(old, LOG_INFO, "replacement [pid %ld] ready after %.3fs, "
 		    "draining with %s", (long)w->pid,
 		    w->ready_mono - w->spawn_mono,
@@ -1411,7 +1540,10 @@ pool_record_exit(struct pool *p, struct worker *w, int status)
 	struct exit_class c = policy_classify_exit(&f);
 	struct event e = { .slot = (int)w->slot, .pid = w->pid,
 		.status = status, .uptime_s = up, .tasks = w->tasks,
-		.memory = w->memory,
+		/* At the decision: a condemned worker's later samples are
+		 * statm's rss bound, not its metric. */
+		.memory = w->recycle_reason != REASON_NONE ?
+		    w->recycle_memory_at : w->memory,
 		.peak = w->peak != 0 ? w->peak : w->peak_rss };
 	char st[64], upt[32], pk[40], lim[16];
 	struct log_ctx ctx = worker_ctx(w);

@@ -111,6 +111,7 @@ struct pool {
 	uint64_t	 spawns;
 	uint64_t	 overshoot_drains;	/* max_overshoot: no overlap */
 	uint64_t	 prespawns;		/* replacements started early */
+	uint64_t	 prespawn_misses;	/* of which drained unused */
 	/* recycle_scope = children: its masters' children, and those
 	 * drained or killed, by reason. */
 	struct children_pool children;

@@ -486,6 +486,7 @@ print_worker_row(struct table *t, json_object *w)
 	const char *text = jstr(w, "status_text");
 	const char *rr = jstr(w, "recycle_reason");
 	const char *sr = jstr(w, "stop_reason");
+	const char *ps = jstr(w, "prespawn");
 	double d;
 
 	xasprintf(&row[0], "%" PRIu64, ju64(w, "slot"));
@@ -504,6 +505,9 @@ print_worker_row(struct table *t, json_object *w)
 	if (rr != NULL || sr != NULL)
 		xasprintf(&status, "[%s: %s]%s%s", rr ? "recycling" : "stopping",
 		    rr ? rr : sr, text ? " " : "", text ? text : "");
+	else if (ps != NULL)
+		xasprintf(&status, "[prespawn: %s]%s%s", ps, text ? " " : "",
+		    text ? text : "");
 	else
 		status = xstrdup(text ? text : "");
 	row[11] = clean(status);

@@ -844,23 +844,36 @@ worker_sample(struct worker *w, double now, bool force_smaps)
 	enum mem_metric metric = w->cfg->memory_metric;
 	uint64_t bound, floor_bytes, v;
 	struct mem_sample s;
+	bool gap_fresh;
 
 	/* Once condemned, recycle_memory is behind it: smaps_rollup (the
 	 * costly read, of the largest workers) only near a bound that still
 	 * matters, kill_memory or max_overshoot. At or above the bound, rss
-	 * always sends for the exact figure. Below it, within the lead that
-	 * a prediction needs, rss minus the gap measured at the last smaps
-	 * read (a recent one) stands for the figure until it nears the
-	 * bound: most of a worker's growth is its own pages, and this
-	 * saves the reads while the shared part keeps rss above pss. */
+	 * always sends for the exact figure (the metric is at most rss).
+	 * Below it, within the lead that a prediction needs, the figure is
+	 * read once per SMAPS_GAP_TRUST_S; between, rss minus the gap that
+	 * read measured stands for it (memory_est) until it is a sample's
+	 * growth from the bound: most of a worker's growth is its own
+	 * pages, and this saves the reads while the shared part keeps rss
+	 * above pss. */
 	bound = w->recycle_reason != REASON_NONE ?
 	    policy_condemned_floor(&w->limits, w->cfg->max_overshoot_ppm) :
 	    policy_prefilter(&w->limits);
 	floor_bytes = bound;
+	gap_fresh = now - w->gap_mono <= SMAPS_GAP_TRUST_S;
 	if (bound != 0) {
-		floor_bytes = bound > w->smaps_lead + 1 ?
-		    bound - w->smaps_lead : 1;
-		if (now - w->gap_mono <= SMAPS_GAP_TRUST_S)
+		uint64_t lead = w->smaps_lead;
+		double rate;
+
+		if (gap_fresh && lead > 0) {
+			lead = 0;
+			if (growth_per_sec(&w->growth, &rate) == 0 && rate > 0)
+				lead = (uint64_t)(rate *
+				    (double)w->cfg->sample_interval_ms / 1000.0);
+			lead = lead < w->smaps_lead ? lead : w->smaps_lead;
+		}
+		floor_bytes = bound > lead + 1 ? bound - lead : 1;
+		if (gap_fresh)
 			floor_bytes = floor_bytes + w->smaps_gap < bound ?
 			    floor_bytes + w->smaps_gap : bound;
 	}
@@ -879,7 +892,7 @@ worker_sample(struct worker *w, double now, bool force_smaps)
 		    cgroup_memory_usage(w->cg, &v) :
 		    cgroup_memory_anon(w->cg, &v)) == -1)
 			return -1;
-		w->cgroup_bytes = w->memory = v;
+		w->cgroup_bytes = w->memory = w->memory_est = v;
 		w->memory_exact = true;
 		if (force_smaps && worker_probe(w, true, &s) == 0)
 			w->last = s;
@@ -900,6 +913,8 @@ worker_sample(struct worker *w, double now, bool force_smaps)
 			w->smaps_gap = s.rss > w->memory ? s.rss - w->memory : 0;
 			w->gap_mono = now;
 		}
+		w->memory_est = w->memory_exact ? w->memory : gap_fresh &&
+		    s.rss > w->smaps_gap ? s.rss - w->smaps_gap : 0;
 		growth_add(&w->growth, now, w->tasks, s.rss);
 	}
 	if (w->memory_exact && w->memory > w->peak)

@@ -116,6 +116,9 @@ struct worker {
 	uint64_t	 cgroup_bytes;	/* last cgroup reading */
 	uint64_t	 memory;	/* last value in the pool's metric */
 	bool		 memory_exact;	/* false: bounded by rss only */
+	uint64_t	 memory_est;	/* memory when exact; else, while the
+					 * gap below is fresh, rss - gap: what
+					 * predictions use; 0 unknown */
 	uint64_t	 peak;		/* highest exact value seen, bytes */
 	uint64_t	 peak_rss;	/* highest rss seen, bytes */
 	unsigned int	 samples;	/* samples since ready */
@@ -137,7 +140,17 @@ struct worker {
 	enum reason	 recycle_reason; /* pending or in progress; NONE */
 	char		 recycle_detail[160];
 	double		 recycle_mono;	/* when the recycle was asked for */
+	uint64_t	 recycle_memory_at; /* memory then (or at an overshoot
+					 * drain): the event's figure */
 	bool		 overshot;	/* drained at once: max_overshoot */
+	/* prespawn: a replacement asked for ahead of a predicted crossing,
+	 * recycle_reason still NONE (nothing is decided); standby: it is
+	 * ready and waits for the crossing, since standby_mono; missed: a
+	 * standby waited in vain once, no more predictions for this one. */
+	bool		 prespawned;
+	bool		 standby;
+	bool		 prespawn_missed;
+	double		 standby_mono;
 	struct worker	*replaced_by;	/* replacement starting for us */
 	struct worker	*replaces;	/* the worker we will replace */
 	enum reason	 stop_reason;	/* why drained or killed */
@@ -257,7 +270,8 @@ int		 worker_sample(struct worker *, double now, bool force_smaps);
  */
 #define EXACT_REUSE	1.0
 /* Seconds the rss - pss (or uss) gap of the last smaps read is trusted
- * below a bound (worker_sample). */
+ * below a bound (worker_sample): in the lead below it, smaps_rollup is
+ * read once in this long, rss - gap standing for the metric between. */
 #define SMAPS_GAP_TRUST_S	1.0
 int		 worker_probe_exact(struct worker *, double now,
 		    struct mem_sample *s);

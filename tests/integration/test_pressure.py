@@ -2,11 +2,13 @@
 """Recycling under pressure (issue 11): a recycle place is released when
 the replacement is ready; waiting recycles go most urgent first; a worker
 that keeps growing while it waits is drained at once past max_overshoot;
-prespawn starts the replacement before a steady grower crosses its limit;
+prespawn starts the replacement before a steady grower crosses its limit
+and recycles it at the crossing, or drains the standby when it never comes;
 and a condemned worker is no longer read through smaps_rollup."""
 
 import json
 import re
+import time
 
 import pytest
 import socket
@@ -158,12 +160,17 @@ def test_max_overshoot_bounds_every_worker_that_crosses_together(
         assert e["memory"] <= 55 * MiB, e
 
 
+def events(d):
+    return json.loads(ask(d, "events"))["events"]
+
+
 @pytest.mark.parametrize("metric_name", ["rss", "pss"])
-def test_prespawn_replaces_a_steady_grower_before_it_crosses(recyclerd,
-                                                             metric_name):
+def test_prespawn_replaces_a_steady_grower_at_its_crossing(recyclerd,
+                                                          metric_name):
     # 20 MB/s, replacements ready in ~0.6 s: the replacement is started
-    # when the worker is ~0.7 s from 100M, not after it crossed. With pss
-    # the sampler must read smaps_rollup below the limit to predict it.
+    # when the worker is ~0.7 s from 100M, not after it crossed; it stands
+    # by, and the worker drains when it crosses, not before. With pss the
+    # sampler must read smaps_rollup below the limit to predict it.
     recyclerd.write_config(
         workers=1, ready="notify", memory_metric=metric_name,
         recycle_memory="100M", recycle_samples=1, sample_interval="100ms",
@@ -171,18 +178,66 @@ def test_prespawn_replaces_a_steady_grower_before_it_crosses(recyclerd,
         command=f"{PYTHON} {PY_WORKER} --leak 1M --interval 0.05 "
                 "--ready-delay 0.5")
     recyclerd.start()
-    line = recyclerd.wait_log(r"recycling \(memory\): %s \S+ predicted to "
-                              r"cross 100M in \S+s" % metric_name,
-                              timeout=20)
-    m = re.search(r"%s (\d+(?:\.\d+)?)M predicted to cross 100M in "
+    line = recyclerd.wait_log(r"starting its replacement ahead \(prespawn\): "
+                              r"%s \S+ predicted to cross 100M in \S+s"
+                              % metric_name, timeout=20)
+    # "~": rss minus the shared part a recent smaps read measured.
+    m = re.search(r"%s ~?(\d+(?:\.\d+)?)M predicted to cross 100M in "
                   r"(\d+\.\d+)s" % metric_name, line.group(0))
     assert m and float(m.group(1)) < 100, line
     # A start time (0.5 s and more) ahead, not a sample or two before.
     assert float(m.group(2)) >= 0.4, line
-    wait_for(lambda: status(recyclerd)["prespawns"] >= 1, 5,
-             what="prespawns counted")
+    recyclerd.wait_log(r"standing by until it crosses recycle_memory 100M",
+                       timeout=10)
+    recyclerd.wait_log(r"recycling \(memory\): %s \S+ > 100M" % metric_name,
+                       timeout=10)
+    recyclerd.wait_log(r"replacement \[pid \d+\] ready after \S+, draining "
+                       r"with SIGTERM \(it stood by for", timeout=5)
+    wait_for(lambda: any(e["kind"] == "recycle" for e in events(recyclerd)),
+             10, what="the recycle event")
+    e = next(e for e in events(recyclerd) if e["kind"] == "recycle")
+    # Recycled at its limit: over it (the limit's promise), by a sample
+    # or so (1 MB at 20 MB/s; the slack is for a late sweep).
+    assert e["reason"] == "memory", e
+    assert 100 * MiB <= e["memory"] <= 110 * MiB, e
+    assert "replacement started ahead" in e["detail"], e
+    st = status(recyclerd)
+    assert st["prespawns"] >= 1 and st["prespawn_misses"] == 0, st
     assert metric(recyclerd, 'recyclerd_prespawns_total{pool="web"}') >= 1
-    assert status(recyclerd)["start_horizon"] > 0.4
+    assert st["start_horizon"] > 0.4
+
+
+def test_a_prespawn_whose_crossing_never_comes_drains_the_standby(
+        recyclerd):
+    # Grows at 20 MB/s to about 95M and levels off below 100M: the
+    # replacement started ahead stands by in vain. The worker is kept (it
+    # never crossed its limit), the standby drains, counted as a miss,
+    # and the worker is not predicted again.
+    recyclerd.write_config(
+        workers=1, ready="notify", memory_metric="rss",
+        recycle_memory="100M", recycle_samples=1, sample_interval="100ms",
+        prespawn="yes", jitter="0",
+        command=f"{PYTHON} {PY_WORKER} --leak 1M --interval 0.05 "
+                "--leak-until 84M --ready-delay 0.3")
+    recyclerd.start()
+    recyclerd.wait_log(r"starting its replacement ahead \(prespawn\)",
+                       timeout=20)
+    recyclerd.wait_log(r"prespawn missed: rss \S+ still below 100M after "
+                       r"its replacement \[pid (\d+)\] stood by", timeout=20)
+    wait_for(lambda: status(recyclerd)["prespawn_misses"] == 1, 5,
+             what="the miss counted")
+    assert metric(recyclerd,
+                  'recyclerd_prespawn_misses_total{pool="web"}') == 1
+    wait_for(lambda: len(status(recyclerd)["workers"]) == 1, 10,
+             what="the standby gone")
+    first = status(recyclerd)["workers"][0]
+    assert first["recycle_reason"] is None and first["prespawn"] is None
+    # Not recycled, and not predicted again: one worker, the same one.
+    assert not [e for e in events(recyclerd) if e["kind"] == "recycle"]
+    time.sleep(1.5)
+    st = status(recyclerd)
+    assert [w["pid"] for w in st["workers"]] == [first["pid"]], st
+    assert st["prespawns"] == 1, st
 
 
 def test_a_condemned_worker_is_not_read_through_smaps(recyclerd, tmp_path):

@@ -127,7 +127,7 @@ test_minimal_file_gets_every_default(void **state)
 	assert_true(pc->overlap);
 	assert_int_equal(pc->max_recycling, 0);	/* auto */
 	assert_int_equal(pc->max_overshoot_ppm, 250000);
-	assert_false(pc->prespawn);
+	assert_true(pc->prespawn);
 	assert_int_equal(pc->restart_backoff_ms, 1000);
 	assert_int_equal(pc->min_uptime_ms, 10000);
 	assert_int_equal(pc->rapid_fail, 5);

@@ -245,6 +245,40 @@ test_span_is_oldest_to_newest_point(void **state)
 	    1e-9);
 }
 
+/* A growth that speeds up: 10 MB/s for 2 s, then 60 MB/s for 1 s. The
+ * whole ring's slope lags behind; the last second's is the new rate, and
+ * it is the last second's even after the ring wrapped. */
+static void
+test_recent_slope_follows_a_speed_up(void **state)
+{
+	struct growth g;
+	double all = 0, recent = 0, bytes = 0;
+	int i;
+
+	(void)state;
+	growth_init(&g);
+	assert_int_equal(growth_recent_per_sec(&g, 1.0, &recent), -1);
+	for (i = 0; i <= 30; i++) {
+		if (i > 0)
+			bytes += (i <= 20 ? 10e6 : 60e6) * 0.1;
+		growth_add(&g, 500.0 + 0.1 * i, 0, (uint64_t)bytes);
+	}
+	assert_int_equal(growth_per_sec(&g, &all), 0);
+	assert_int_equal(growth_recent_per_sec(&g, 1.0, &recent), 0);
+	assert_true(all < 40e6);
+	assert_true(fabs(recent - 60e6) < 1e3);
+	for (; i <= 60; i++) {	/* wraps: 60 MB/s all along now */
+		bytes += 60e6 * 0.1;
+		growth_add(&g, 500.0 + 0.1 * i, 0, (uint64_t)bytes);
+	}
+	assert_int_equal(growth_recent_per_sec(&g, 0.5, &recent), 0);
+	assert_true(fabs(recent - 60e6) < 1e3);
+	/* A window holding fewer than 3 points says nothing. */
+	recent = -1;
+	assert_int_equal(growth_recent_per_sec(&g, 0.15, &recent), -1);
+	assert_true(recent == -1);
+}
+
 int
 main(void)
 {
@@ -261,6 +295,7 @@ main(void)
 		cmocka_unit_test(test_constant_tasks_leave_output),
 		cmocka_unit_test(test_init_forgets),
 		cmocka_unit_test(test_span_is_oldest_to_newest_point),
+		cmocka_unit_test(test_recent_slope_follows_a_speed_up),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -373,13 +373,15 @@ test_predicted_crossing(void **state)
 	assert_true(policy_predict_cross(100 * MiB, 128 * MiB, 60.0 * MiB, 0.5));
 	assert_false(policy_predict_cross(100 * MiB, 128 * MiB, 60.0 * MiB,
 	    0.4));
-	/* Not growing, shrinking, already over, below half: no. */
+	/* Not growing, shrinking, already over, below a quarter: no. */
 	assert_false(policy_predict_cross(100 * MiB, 128 * MiB, 0.0, 10.0));
 	assert_false(policy_predict_cross(100 * MiB, 128 * MiB, -1.0 * MiB,
 	    10.0));
 	assert_false(policy_predict_cross(130 * MiB, 128 * MiB, 60.0 * MiB,
 	    1.0));
-	assert_false(policy_predict_cross(60 * MiB, 128 * MiB, 1000.0 * MiB,
+	assert_false(policy_predict_cross(31 * MiB, 128 * MiB, 1000.0 * MiB,
+	    1.0));
+	assert_true(policy_predict_cross(33 * MiB, 128 * MiB, 1000.0 * MiB,
 	    1.0));
 	assert_false(policy_predict_cross(100 * MiB, 0, 60.0 * MiB, 1.0));
 }
