@@ -42,7 +42,10 @@
 #               not the workers: /proc/PID/task/*/schedstat) over the
 #               window, in % of one core. (This script's own sampling,
 #               smaps_rollup of every worker, is printed below the table:
-#               it competes with the workers, not with the daemon.)
+#               it competes with the workers, not with the daemon. So is
+#               how often the daemon itself read smaps_rollup, its costly
+#               read: recyclerd_probe_reads_total{kind="smaps"} over the
+#               window, and per recycle.)
 # Then the targets of the issue for "new" and whether they were met.
 #
 # Environment (defaults):
@@ -235,13 +238,18 @@ class Control:
         return json.loads(answer)
 
 
-def ready_count(ctl, pool):
+def ready_and_reads(ctl, pool):
+    """Ready workers of the pool and the daemon's smaps_rollup reads so
+    far (None when this build does not count them)."""
     text = ctl.ask("metrics").get("metrics", "")
+    ready = reads = None
     for line in text.splitlines():
         if (line.startswith("recyclerd_workers{") and
                 f'pool="{pool}"' in line and 'state="ready"' in line):
-            return int(float(line.rsplit(None, 1)[1]))
-    return None
+            ready = int(float(line.rsplit(None, 1)[1]))
+        elif line.startswith('recyclerd_probe_reads_total{kind="smaps"}'):
+            reads = int(float(line.rsplit(None, 1)[1]))
+    return ready, reads
 
 
 def sample(daemon, sockpath, pool, period, out):
@@ -259,9 +267,9 @@ def sample(daemon, sockpath, pool, period, out):
             t = time.time()
             cpu = sum(cpu_ns(p) for p in [daemon] + helpers)
             try:
-                ready = ready_count(ctl, pool)
+                ready, reads = ready_and_reads(ctl, pool)
             except (OSError, ValueError):
-                ready = None
+                ready = reads = None
             mem = {}
             for w in children(daemon):
                 if w in helpers:
@@ -270,7 +278,7 @@ def sample(daemon, sockpath, pool, period, out):
                 if vals and vals[0] is not None:
                     mem[w] = sum(v for v in vals if v)
             f.write(json.dumps({"t": t, "cpu": cpu, "ready": ready,
-                                "pss": mem,
+                                "smaps": reads, "pss": mem,
                                 "self": time.process_time()}) + "\n")
             f.flush()
             time.sleep(max(0.0, t + period - time.time()))
@@ -375,7 +383,9 @@ def analyze(d, pool, limit, t0, t1, workers):
     wall = win[-1]["t"] - win[0]["t"]
     self_s = win[-1].get("self", 0) - win[0].get("self", 0)
     rps, p99, failed, detail = wrk_figures(f"{d}/wrk")
+    reads = [s.get("smaps") for s in win if s.get("smaps") is not None]
     return {
+        "smaps_reads": reads[-1] - reads[0] if len(reads) > 1 else None,
         "recycles": len(ratios),
         "peak_med": statistics.median(ratios) if ratios else None,
         "peak_max": max(ratios) if ratios else None,
@@ -434,7 +444,11 @@ def report(tmp, runs, workers, limit_text):
                   f"{workers} ready in {short} % of the samples; 1-min "
                   f"load average {r['load']} when wrk started; this "
                   f"script's sampler used "
-                  f"{num(r.get('sampler_cpu'), '.1f')} % of a core")
+                  f"{num(r.get('sampler_cpu'), '.1f')} % of a core; the "
+                  f"daemon read smaps_rollup {num(r.get('smaps_reads'), 'd')}"
+                  f" times" + (f" ({r['smaps_reads'] / r['recycles']:.1f} "
+                               f"per recycle)" if r.get("smaps_reads")
+                               and r["recycles"] else ""))
     print(f"target (new defaults): peak/limit median <= 1.10 and max <= "
           f"1.30 of recycle_memory {limit_text}, 0 failed, min ready >= "
           f"{workers} (less only with counted overshoot drains), daemon "

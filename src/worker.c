@@ -844,39 +844,42 @@ worker_sample(struct worker *w, double now, bool force_smaps)
 	enum mem_metric metric = w->cfg->memory_metric;
 	uint64_t bound, floor_bytes, v;
 	struct mem_sample s;
-	bool gap_fresh;
+	bool gap_fresh, gap_known;
 
 	/* Once condemned, recycle_memory is behind it: smaps_rollup (the
 	 * costly read, of the largest workers) only near a bound that still
-	 * matters, kill_memory or max_overshoot. At or above the bound, rss
-	 * always sends for the exact figure (the metric is at most rss).
-	 * Below it, within the lead that a prediction needs, the figure is
-	 * read once per SMAPS_GAP_TRUST_S; between, rss minus the gap that
-	 * read measured stands for it (memory_est) until it is a sample's
-	 * growth from the bound: most of a worker's growth is its own
-	 * pages, and this saves the reads while the shared part keeps rss
-	 * above pss. */
+	 * matters, kill_memory or max_overshoot. rss at or above the bound
+	 * (the metric is at most rss) sends for the exact figure. So does
+	 * the lead a prediction needs, unless a read in the last
+	 * SMAPS_GAP_LEAD_S measured the gap: rss minus that gap stands for
+	 * the figure there (memory_est). For SMAPS_GAP_TRUST_S after a read
+	 * the estimate also decides when to read again below the bound:
+	 * within a sample's growth of it. Most of a worker's growth is its
+	 * own pages; this saves reads while the shared part keeps rss above
+	 * pss. */
 	bound = w->recycle_reason != REASON_NONE ?
 	    policy_condemned_floor(&w->limits, w->cfg->max_overshoot_ppm) :
 	    policy_prefilter(&w->limits);
 	floor_bytes = bound;
-	gap_fresh = now - w->gap_mono <= SMAPS_GAP_TRUST_S;
-	if (bound != 0) {
-		uint64_t lead = w->smaps_lead;
+	gap_fresh = w->gap_mono != 0 && now - w->gap_mono <= SMAPS_GAP_TRUST_S;
+	gap_known = w->gap_mono != 0 && now - w->gap_mono <= SMAPS_GAP_LEAD_S;
+	if (bound != 0 && gap_fresh) {
+		uint64_t step = 0;
 		double rate;
 
-		if (gap_fresh && lead > 0) {
-			lead = 0;
-			if (growth_per_sec(&w->growth, &rate) == 0 && rate > 0)
-				lead = (uint64_t)(rate *
-				    (double)w->cfg->sample_interval_ms / 1000.0);
-			lead = lead < w->smaps_lead ? lead : w->smaps_lead;
-		}
-		floor_bytes = bound > lead + 1 ? bound - lead : 1;
-		if (gap_fresh)
-			floor_bytes = floor_bytes + w->smaps_gap < bound ?
-			    floor_bytes + w->smaps_gap : bound;
-	}
+		if (growth_per_sec(&w->growth, &rate) == 0 && rate > 0)
+			step = (uint64_t)(rate *
+			    (double)w->cfg->sample_interval_ms / 1000.0);
+		floor_bytes = (bound > step + 1 ? bound - step : 1) +
+		    w->smaps_gap;
+		/* Never above the bound: a value compared with it is exact
+		 * whenever it may be over (rss is the bound of the metric). */
+		if (floor_bytes > bound)
+			floor_bytes = bound;
+	} else if (bound != 0 && !gap_known) {
+		floor_bytes = bound > w->smaps_lead + 1 ?
+		    bound - w->smaps_lead : 1;
+	}	/* known, not fresh: the lead's estimate, rss at the bound reads */
 
 	/* Not opened at spawn (EMFILE, ENOMEM...): try again now; a gone
 	 * process says ESRCH, and its exit is on its way. */
@@ -913,7 +916,7 @@ worker_sample(struct worker *w, double now, bool force_smaps)
 			w->smaps_gap = s.rss > w->memory ? s.rss - w->memory : 0;
 			w->gap_mono = now;
 		}
-		w->memory_est = w->memory_exact ? w->memory : gap_fresh &&
+		w->memory_est = w->memory_exact ? w->memory : gap_known &&
 		    s.rss > w->smaps_gap ? s.rss - w->smaps_gap : 0;
 		growth_add(&w->growth, now, w->tasks, s.rss);
 	}

@@ -270,9 +270,12 @@ int		 worker_sample(struct worker *, double now, bool force_smaps);
  */
 #define EXACT_REUSE	1.0
 /* Seconds the rss - pss (or uss) gap of the last smaps read is trusted
- * below a bound (worker_sample): in the lead below it, smaps_rollup is
- * read once in this long, rss - gap standing for the metric between. */
+ * below a bound (worker_sample): rss - gap stands for the metric, and
+ * smaps_rollup is read only within a sample's growth of the bound. In the
+ * lead a prediction needs, where only an estimate is asked for, the gap
+ * is trusted SMAPS_GAP_LEAD_S: a worker's shared part changes slowly. */
 #define SMAPS_GAP_TRUST_S	1.0
+#define SMAPS_GAP_LEAD_S	5.0
 int		 worker_probe_exact(struct worker *, double now,
 		    struct mem_sample *s);
 
