@@ -351,6 +351,12 @@ struct spare {
 				 * kill and reap the worker-to-be first */
 };
 
+/* Control data for one descriptor (a cgroup's, SCM_RIGHTS), aligned. */
+union one_fd {
+	struct cmsghdr	 align;
+	char		 buf[CMSG_SPACE(sizeof(int))];
+};
+
 static void
 reap(pid_t pid)
 {
@@ -408,10 +414,7 @@ recv_datagram(int fd, char *buf, size_t len, void *control, size_t clen,
 static void __attribute__((noreturn))
 wait_request(int chan, recyclerd_worker_fn run_worker, void *arg)
 {
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} cbuf;
+	union one_fd cbuf;
 	struct msghdr mh;
 	struct iovec iov;
 	char req[64];
@@ -487,10 +490,7 @@ static int
 fork_worker(struct spare *s, int cgfd, long slot, long gen, char *answer,
     size_t len)
 {
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} cbuf;
+	union one_fd cbuf;
 	struct msghdr mh;
 	struct iovec iov;
 	struct cmsghdr *c;

@@ -325,6 +325,14 @@ worker_urgency(const struct pool *p, const struct worker *w)
 	    p->start_median);
 }
 
+/* Wait for a recycle place (pool_reconcile_now), by urgency. */
+static void
+pending_add(struct pool *p, struct worker *w)
+{
+	heap_push(&p->pending, &w->pending_node, worker_urgency(p, w));
+	w->pending = true;
+}
+
 unsigned int
 pool_max_recycling(const struct pool *p)
 {
@@ -456,6 +464,23 @@ replacement_stand_by(struct pool *p, struct worker *old)
 	    "by until it crosses recycle_memory %s", (long)r->pid,
 	    r->ready_mono - r->spawn_mono, units_format_size(
 	    old->limits.recycle_memory, a, sizeof a));
+}
+
+/* r, old's replacement, is ready (and stood by, prespawn, if old->standby):
+ * old drains now. */
+static void
+replacement_ready_drain(struct pool *p, struct worker *old, struct worker *r)
+{
+	char by[48] = "";
+
+	if (old->standby)
+		snprintf(by, sizeof by, " (it stood by for %.3fs)",
+		    mono_now() - old->standby_mono);
+	wlog(old, LOG_INFO, "replacement [pid %ld] ready after %.3fs, "
+	    "draining with %s%s", (long)r->pid, r->ready_mono - r->spawn_mono,
+	    units_signal_name(old->cfg->drain_signal), by);
+	replacement_unlink(p, old);
+	worker_drain(old, old->recycle_reason, old->cfg->drain_timeout_ms);
 }
 
 /* Recount everything counted above; abort on a difference. */
@@ -686,11 +711,11 @@ pool_begin_recycle(struct pool *p, struct worker *w)
 {
 	struct worker *r;
 
-	if (!p->cfg->overlap && w->prespawned) {
-		w->prespawned = false;	/* overlap turned off by a reload */
-		return true;
-	}
 	if (!p->cfg->overlap) {
+		if (w->prespawned) {	/* overlap turned off by a reload */
+			w->prespawned = false;
+			return true;
+		}
 		wlog(w, LOG_INFO, "draining with %s",
 		    units_signal_name(w->cfg->drain_signal));
 		worker_drain(w, w->recycle_reason, w->cfg->drain_timeout_ms);
@@ -698,19 +723,11 @@ pool_begin_recycle(struct pool *p, struct worker *w)
 	}
 	if ((r = pool_spawn(p, w->slot)) == NULL)
 		return false;		/* no fork now; try again later */
-	if (r->state == WS_READY && w->prespawned) {
-		replacement_link(p, w, r);
-		replacement_stand_by(p, w);
-		return true;
-	}
-	if (r->state == WS_READY) {	/* ready = spawn: at once */
-		wlog(w, LOG_INFO, "replacement [pid %ld] ready after %.3fs, "
-		    "draining with %s", (long)r->pid, 0.0,
-		    units_signal_name(w->cfg->drain_signal));
-		worker_drain(w, w->recycle_reason, w->cfg->drain_timeout_ms);
-		return true;
-	}
 	replacement_link(p, w, r);
+	if (r->state == WS_READY && w->prespawned)	/* ready = spawn */
+		replacement_stand_by(p, w);
+	else if (r->state == WS_READY)
+		replacement_ready_drain(p, w, r);
 	return true;
 }
 
@@ -810,8 +827,7 @@ pool_reconcile_now(struct pool *p)
 	}
 	while (nlater > 0) {
 		w = later[--nlater];
-		heap_push(&p->pending, &w->pending_node, worker_urgency(p, w));
-		w->pending = true;
+		pending_add(p, w);
 	}
 	free(later);
 }
@@ -889,31 +905,16 @@ pool_want_recycle(struct pool *p, struct worker *w, enum reason why,
 		    (unsigned long long)w->tasks, grow);
 	}
 	pool_reconcile(p);
-	if (!w->prespawned) {
-		heap_push(&p->pending, &w->pending_node, worker_urgency(p, w));
-		w->pending = true;
-		return;
-	}
-	/* Its replacement was asked for ahead: waiting for a place (as
-	 * urgent as it now is), starting, or ready. */
+	/* A replacement asked for ahead (prespawn) may be waiting for a
+	 * place (as urgent as the worker now is), starting, or ready. */
 	w->prespawned = false;
-	if (w->pending) {
+	if (w->standby)
+		replacement_ready_drain(p, w, w->replaced_by);
+	else if (w->pending)
 		heap_update(&p->pending, &w->pending_node,
 		    worker_urgency(p, w));
-	} else if (w->standby) {
-		struct worker *r = w->replaced_by;
-
-		wlog(w, LOG_INFO, "replacement [pid %ld] ready after %.3fs, "
-		    "draining with %s (it stood by for %.3fs)", (long)r->pid,
-		    r->ready_mono - r->spawn_mono,
-		    units_signal_name(w->cfg->drain_signal),
-		    now - w->standby_mono);
-		replacement_unlink(p, w);
-		worker_drain(w, why, w->cfg->drain_timeout_ms);
-	} else if (w->replaced_by == NULL) {
-		heap_push(&p->pending, &w->pending_node, worker_urgency(p, w));
-		w->pending = true;
-	}
+	else if (w->replaced_by == NULL)
+		pending_add(p, w);
 }
 
 static const char *
@@ -1104,8 +1105,7 @@ pool_check_prespawn(struct pool *p, struct worker *w)
 	p->prespawns++;
 	w->prespawned = true;
 	snprintf(w->recycle_detail, sizeof w->recycle_detail, "%s", detail);
-	heap_push(&p->pending, &w->pending_node, worker_urgency(p, w));
-	w->pending = true;
+	pending_add(p, w);
 	wlog(w, LOG_NOTICE, "starting its replacement ahead (prespawn): %s",
 	    detail);
 	pool_reconcile(p);
@@ -1345,17 +1345,10 @@ pool_worker_ready(struct pool *p, struct worker *w)
 	else if (w->stale_template)
 		pool_want_recycle(p, w, REASON_MANUAL, "forked by a template "
 		    "retired while it was starting");
-	if (old != NULL && old->prespawned && old->state == WS_READY) {
+	if (old != NULL && old->prespawned && old->state == WS_READY)
 		replacement_stand_by(p, old);
-	} else if (old != NULL) {
-		wlog(old, LOG_INFO, "replacement [pid %ld] ready after %.3fs, "
-		    "draining with %s", (long)w->pid,
-		    w->ready_mono - w->spawn_mono,
-		    units_signal_name(old->cfg->drain_signal));
-		replacement_unlink(p, old);
-		worker_drain(old, old->recycle_reason,
-		    old->cfg->drain_timeout_ms);
-	}
+	else if (old != NULL)
+		replacement_ready_drain(p, old, w);
 	pool_reconcile(p);
 	/* Its baseline: the program says it is initialised. Sampled now, so
 	 * that no later event-driven sample is mistaken for it. */

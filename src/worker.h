@@ -116,8 +116,9 @@ struct worker {
 	uint64_t	 cgroup_bytes;	/* last cgroup reading */
 	uint64_t	 memory;	/* last value in the pool's metric */
 	bool		 memory_exact;	/* false: bounded by rss only */
-	uint64_t	 memory_est;	/* memory when exact; else, while the
-					 * gap below is fresh, rss - gap: what
+	uint64_t	 memory_est;	/* memory when exact; else, for
+					 * SMAPS_GAP_LEAD_S after the gap below
+					 * was measured, rss - gap: what
 					 * predictions use; 0 unknown */
 	uint64_t	 peak;		/* highest exact value seen, bytes */
 	uint64_t	 peak_rss;	/* highest rss seen, bytes */
