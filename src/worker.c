@@ -853,10 +853,11 @@ worker_sample(struct worker *w, double now, bool force_smaps)
 	 * the lead a prediction needs, unless a read in the last
 	 * SMAPS_GAP_LEAD_S measured the gap: rss minus that gap stands for
 	 * the figure there (memory_est). For SMAPS_GAP_TRUST_S after a read
-	 * the estimate also decides when to read again below the bound:
-	 * within a sample's growth of it. Most of a worker's growth is its
-	 * own pages; this saves reads while the shared part keeps rss above
-	 * pss. */
+	 * the estimate alone decides when to read again: within a sample's
+	 * growth of the bound, rss itself being over it or not. Most of a
+	 * worker's growth is its own pages; this saves reads while the
+	 * shared part keeps rss above pss. A crossing is always judged on
+	 * an exact figure. */
 	bound = w->recycle_reason != REASON_NONE ?
 	    policy_condemned_floor(&w->limits, w->cfg->max_overshoot_ppm) :
 	    policy_prefilter(&w->limits);
@@ -870,12 +871,11 @@ worker_sample(struct worker *w, double now, bool force_smaps)
 		if (growth_per_sec(&w->growth, &rate) == 0 && rate > 0)
 			step = (uint64_t)(rate *
 			    (double)w->cfg->sample_interval_ms / 1000.0);
+		/* Above the bound too, by the gap: rss under this floor
+		 * puts the estimate a step below the bound, and the estimate
+		 * is what the thresholds compare then (below). */
 		floor_bytes = (bound > step + 1 ? bound - step : 1) +
 		    w->smaps_gap;
-		/* Never above the bound: a value compared with it is exact
-		 * whenever it may be over (rss is the bound of the metric). */
-		if (floor_bytes > bound)
-			floor_bytes = bound;
 	} else if (bound != 0 && !gap_known) {
 		floor_bytes = bound > w->smaps_lead + 1 ?
 		    bound - w->smaps_lead : 1;
@@ -918,6 +918,11 @@ worker_sample(struct worker *w, double now, bool force_smaps)
 		}
 		w->memory_est = w->memory_exact ? w->memory : gap_known &&
 		    s.rss > w->smaps_gap ? s.rss - w->smaps_gap : 0;
+		/* An inexact value is under every threshold: rss below the
+		 * bound, or over it and under the floor of a fresh gap, where
+		 * the estimate is a step below the bound. */
+		if (!w->memory_exact && bound != 0 && w->memory >= bound)
+			w->memory = w->memory_est;
 		growth_add(&w->growth, now, w->tasks, s.rss);
 	}
 	if (w->memory_exact && w->memory > w->peak)
