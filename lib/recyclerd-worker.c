@@ -5,8 +5,8 @@
  *
  * The template answers each "FORK slot=N generation=G" datagram with a
  * double fork, done ahead of the request (struct spare): the intermediate
- * child exits (the template reaps it), so the worker is re-parented to
- * recyclerd, a subreaper. The worker reports its own pid once it is in its
+ * child exits at once (the template reaps it), so the worker-to-be waits
+ * re-parented to recyclerd, a subreaper. The worker reports its own pid once it is in its
  * session and cgroup, and the template answers PID= only then, so the
  * daemon never hears of a worker that does not exist yet or sits in the
  * wrong cgroup.
@@ -251,19 +251,34 @@ write_all(int fd, const char *s)
 	}
 }
 
+/* "0" into dirfd/name; 0 or -errno. */
 static int
-enter_cgroup(int dirfd)
+write_zero(int dirfd, const char *name)
 {
 	int fd, saved;
 	ssize_t r;
 
-	fd = openat(dirfd, "cgroup.procs", O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd == -1)
 		return -errno;
 	r = write(fd, "0", 1);
 	saved = errno;
 	close(fd);
 	return r == 1 ? 0 : -saved;
+}
+
+/*
+ * Into the group below dirfd. On cgroup v1, by its tasks file: that moves
+ * the calling thread alone, which is all of a process just forked, and
+ * spares the wait for an RCU grace period that a v1 cgroup.procs write
+ * makes (8-20 ms, most of what a fork from the template costs). v2 has
+ * no tasks file: cgroup.procs.
+ */
+static int
+enter_cgroup(int dirfd)
+{
+	return write_zero(dirfd, "tasks") == 0 ? 0 :
+	    write_zero(dirfd, "cgroup.procs");
 }
 
 /* The descriptors of an SCM_RIGHTS message into fds; their count. */
@@ -337,18 +352,19 @@ become_worker(int report, int cgfd, long slot, long gen)
 }
 
 /*
- * A worker forked ahead of its FORK request: the intermediate process and,
- * below it, the worker-to-be, both waiting. A request then costs no fork
- * (the template's page tables copied twice, two new processes to schedule
- * on a busy machine), only wake-ups: the spare is told its slot, the
- * intermediate exits, the worker is re-parented to the daemon.
+ * A worker forked ahead of its FORK request. Its intermediate process
+ * exited as soon as it had forked it, so it waits already re-parented to
+ * the daemon (which holds it as the template's orphan, killed with the
+ * template, until an answer names it). A request then costs no fork (the
+ * template's page tables copied twice, two new processes to schedule on a
+ * busy machine) and no exit on the way to PID= (the intermediate's, the
+ * template woken to reap it): one wake-up, the spare's.
  */
 struct spare {
-	pid_t		 inter;	/* the intermediate; 0: no spare */
 	int		 chan;	/* to the worker-to-be: its request; its
-				 * PID= (or ERROR=) back */
-	int		 go;	/* to the intermediate: a byte, exit; EOF,
-				 * kill and reap the worker-to-be first */
+				 * PID= (or ERROR=) back; EOF, it exits.
+				 * -1: no spare */
+	pid_t		 inter;	/* the intermediate until reaped, else 0 */
 };
 
 /* Control data for one descriptor (a cgroup's, SCM_RIGHTS), aligned. */
@@ -364,34 +380,25 @@ reap(pid_t pid)
 		;
 }
 
-/* No more use for it: the intermediate kills the worker-to-be, exits. */
+/* The intermediate is gone (a zombie since it forked): reap it. */
+static void
+spare_reaped(struct spare *s)
+{
+	if (s->inter != 0) {
+		reap(s->inter);
+		s->inter = 0;
+	}
+}
+
+/* No more use for it: EOF tells the worker-to-be to exit. */
 static void
 spare_discard(struct spare *s)
 {
-	if (s->inter == 0)
+	if (s->chan == -1)
 		return;
 	close(s->chan);
-	close(s->go);
-	reap(s->inter);
-	s->inter = 0;
-}
-
-/* In the intermediate: exit when told, leaving the worker to the daemon;
- * at EOF (discarded, or the template is gone) kill it first, so that it
- * never reaches the daemon. */
-static void __attribute__((noreturn))
-wait_go(int go, pid_t child)
-{
-	ssize_t r;
-	char c;
-
-	while ((r = read(go, &c, 1)) == -1 && errno == EINTR)
-		;
-	if (r != 1) {
-		kill(child, SIGKILL);
-		reap(child);
-	}
-	_exit(0);
+	s->chan = -1;
+	spare_reaped(s);
 }
 
 /* One datagram of at most len - 1 bytes into buf, its descriptors into
@@ -436,50 +443,35 @@ wait_request(int chan, recyclerd_worker_fn run_worker, void *arg)
 	exit(run_worker(arg));
 }
 
-/* Both forks, ahead of the request. -1 with errno when one fails. */
+/* Both forks, ahead of the request; the intermediate exits at once. -1
+ * with errno when the first fails (a failed second one is an intermediate
+ * that exits: EOF on the channel). */
 static int
 spare_make(int sock, struct spare *s, recyclerd_worker_fn run_worker,
     void *arg)
 {
-	int sv[2], go[2];
+	int sv[2];
 	pid_t pid, child;
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1)
 		return -1;
-	/* A socket, not a pipe: a byte sent to an intermediate that is gone
-	 * is EPIPE (MSG_NOSIGNAL), not a SIGPIPE that kills the template. */
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go) == -1) {
-		close(sv[0]);
-		close(sv[1]);
-		return -1;
-	}
 	fflush(NULL);		/* no buffered output written twice */
 	if ((pid = fork()) == -1) {
 		close(sv[0]);
 		close(sv[1]);
-		close(go[0]);
-		close(go[1]);
 		return -1;
 	}
 	if (pid == 0) {
 		/* The template's end is its alone: it closes with it. */
 		close(sock);
 		close(sv[0]);
-		close(go[1]);
-		if ((child = fork()) == -1)
-			_exit(1);	/* the template reads EOF */
-		if (child == 0) {
-			close(go[0]);
+		if ((child = fork()) == 0)
 			wait_request(sv[1], run_worker, arg);
-		}
-		close(sv[1]);
-		wait_go(go[0], child);
+		_exit(child == -1);
 	}
 	close(sv[1]);
-	close(go[0]);
 	s->inter = pid;
 	s->chan = sv[0];
-	s->go = go[1];
 	return 0;
 }
 
@@ -497,6 +489,9 @@ fork_worker(struct spare *s, int cgfd, long slot, long gen, char *answer,
 	char req[64], buf[ANSWER_MAX];
 	ssize_t r;
 
+	/* Long since, as a rule; once it has been, the worker is re-parented
+	 * before it reads a byte of the request. */
+	spare_reaped(s);
 	memset(&mh, 0, sizeof(mh));
 	iov.iov_base = req;
 	iov.iov_len = (size_t)snprintf(req, sizeof(req), "%ld %ld", slot, gen);
@@ -518,17 +513,11 @@ fork_worker(struct spare *s, int cgfd, long slot, long gen, char *answer,
 		spare_discard(s);
 		return -1;
 	}
-	/* An intermediate already gone has left the worker to the daemon:
-	 * EPIPE here changes nothing. */
-	while (send(s->go, "x", 1, MSG_NOSIGNAL) == -1 && errno == EINTR)
-		;
-	close(s->go);
-	reap(s->inter);		/* then the worker's parent is the daemon */
-	s->inter = 0;
 	while ((r = recv(s->chan, buf, sizeof(buf) - 1, 0)) == -1 &&
 	    errno == EINTR)
 		;
 	close(s->chan);
+	s->chan = -1;
 	buf[r > 0 ? r : 0] = '\0';
 	if (strncmp(buf, "PID=", 4) == 0 || strncmp(buf, "ERROR=", 6) == 0)
 		snprintf(answer, len, "%s", buf);
@@ -570,7 +559,7 @@ serve_one(int sock, char *req, ssize_t len, int flags, int *fds, int nfds,
 	/* Twice at most: a spare killed while it waited (the OOM killer, a
 	 * stray signal) is replaced by a fresh one, not reported. */
 	for (tries = 0; tries < 2; tries++) {
-		if (spare->inter == 0 &&
+		if (spare->chan == -1 &&
 		    spare_make(sock, spare, run_worker, arg) == -1) {
 			snprintf(answer, alen, "ERROR=fork: %s",
 			    strerror(errno));
@@ -590,7 +579,7 @@ recyclerd_serve_template(recyclerd_worker_fn run_worker, void *arg)
 		struct cmsghdr align;
 		char buf[CMSG_SPACE(FDS_MAX * sizeof(int))];
 	} cbuf;
-	struct spare spare = { .inter = 0 };
+	struct spare spare = { .chan = -1, .inter = 0 };
 	int sock, fds[FDS_MAX], nfds, i, r;
 	struct msghdr mh;
 	struct iovec iov;
@@ -610,7 +599,7 @@ recyclerd_serve_template(recyclerd_worker_fn run_worker, void *arg)
 		goto out;
 	for (;;) {
 		/* Between requests: the next one costs no fork. */
-		if (spare.inter == 0)
+		if (spare.chan == -1)
 			(void)spare_make(sock, &spare, run_worker, arg);
 		n = recv_datagram(sock, req, sizeof(req), cbuf.buf,
 		    sizeof(cbuf.buf), &mh, &iov);

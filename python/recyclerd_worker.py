@@ -180,9 +180,25 @@ def _reply(sock, text):
 
 
 def _enter_cgroup(cgroup_fd):
-    """Move this process into the cgroup whose directory cgroup_fd is."""
-    fd = os.open("cgroup.procs", os.O_WRONLY | os.O_CLOEXEC |
-                 os.O_NOFOLLOW, dir_fd=cgroup_fd)
+    """Move this process into the cgroup whose directory cgroup_fd is.
+    On cgroup v1 by its tasks file: that moves the calling thread alone,
+    which is all of a process just forked, and spares the wait for an RCU
+    grace period that a v1 cgroup.procs write makes (8-20 ms, most of
+    what a fork from the template costs). v2 has no tasks file."""
+    flags = os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW
+    try:
+        fd = os.open("tasks", flags, dir_fd=cgroup_fd)
+    except OSError:
+        pass
+    else:
+        try:
+            os.write(fd, b"0")
+            return
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    fd = os.open("cgroup.procs", flags, dir_fd=cgroup_fd)
     try:
         os.write(fd, b"0")
     finally:
@@ -247,28 +263,34 @@ def _run_worker(run_worker, worker_gc):
 
 
 class _Spare:
-    """A worker forked ahead of its FORK request: the intermediate process
-    and, below it, the future worker, both waiting. A request then costs
-    no fork (the template's page tables copied twice, two new processes
-    to schedule on a busy machine), only three wake-ups: the spare is told
-    its slot, the intermediate exits, the worker is re-parented to the
-    daemon."""
+    """A worker forked ahead of its FORK request. Its intermediate process
+    exited as soon as it had forked it, so it waits already re-parented to
+    the daemon (which holds it as the template's orphan, killed with the
+    template, until an answer names it). A request then costs no fork
+    (the template's page tables copied twice, two new processes to
+    schedule on a busy machine) and no exit on the way to PID= (an
+    intermediate unmapping the template's pages, the template woken to
+    reap it): one wake-up, the spare's."""
 
-    __slots__ = ("inter", "chan", "go")
+    __slots__ = ("inter", "chan")
 
-    def __init__(self, inter, chan, go):
-        self.inter = inter      # the intermediate's pid
+    def __init__(self, inter, chan):
+        self.inter = inter      # the intermediate's pid, None once reaped
         self.chan = chan        # to the future worker: its request, and
-        #                         its PID= (or ERROR=) back
-        self.go = go            # to the intermediate: b"x" = exit, let it
-        #                         go; EOF = kill it, reap it, exit
+        #                         its PID= (or ERROR=) back; EOF: exit
+
+    def reaped(self):
+        """The intermediate is gone (a zombie since it forked, its pages
+        released): the worker is the daemon's child."""
+        if self.inter is not None:
+            _reap(self.inter)
+            self.inter = None
 
     def discard(self):
         """No more use for it (the template is leaving, or the spare
-        failed): the intermediate kills and reaps the future worker."""
+        failed): EOF tells the future worker to exit."""
         self.chan.close()
-        self.go.close()
-        _reap(self.inter)
+        self.reaped()
 
 
 def _reap(pid):
@@ -280,24 +302,6 @@ def _reap(pid):
             continue
         except ChildProcessError:
             return
-
-
-def _wait_go(go, child):
-    """In the intermediate: exit when told to, with the future worker
-    left to the daemon; or, at EOF (the template discards the spare, or is
-    gone), kill it first, so that it never reaches the daemon."""
-    while True:
-        try:
-            told = os.read(go, 1)
-            break
-        except InterruptedError:
-            continue
-    if not told:
-        try:
-            os.kill(child, signal.SIGKILL)
-        except OSError:
-            pass
-        _reap(child)
 
 
 def _wait_request(far, run_worker, worker_gc):
@@ -324,50 +328,38 @@ def _wait_request(far, run_worker, worker_gc):
 
 
 def _make_spare(sock, run_worker, worker_gc):
-    """Fork a spare (both forks). Raises OSError when a fork fails."""
+    """Fork a spare (both forks; the intermediate exits at once). Raises
+    OSError when the first fork fails (a failed second one is an
+    intermediate that exits: EOF on the spare's channel)."""
     gc.freeze()     # whatever the template made since: shared, not scanned
     chan, far = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    # A socket, not a pipe: a byte sent to an intermediate that is gone is
-    # EPIPE (MSG_NOSIGNAL), not a SIGPIPE, whatever the application did
-    # with that signal.
-    go_w, go_r = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         inter = os.fork()
     except OSError:
         chan.close()
         far.close()
-        go_r.close()
-        go_w.close()
         raise
     if inter == 0:
         # The intermediate: no Python code of the template's runs here.
         try:
             chan.close()
-            go_w.close()
             sock.close()        # the template's alone: its end closes
             #                     with it (and the daemon sees that)
-            try:
-                child = os.fork()
-            except OSError:
-                os._exit(1)     # the template sees EOF on chan
-            if child == 0:
-                go_r.close()
+            if os.fork() == 0:
                 _wait_request(far, run_worker, worker_gc)
-            far.close()
-            _wait_go(go_r.detach(), child)
         finally:
             os._exit(0)
     far.close()
-    go_r.close()
-    return _Spare(inter, chan, go_w)
+    return _Spare(inter, chan)
 
 
 def _fork_worker(spare, cgroup_fd, slot, generation):
-    """Hand the request to the spare: the intermediate exits, the spare,
-    re-parented to the daemon, is the worker. Returns the answer to send,
-    PID=... or ERROR=..., or None when the spare was gone before it got
-    the request (a fresh one may try again). The spare is used up either
-    way."""
+    """Hand the request to the spare, the worker from now on. Returns the
+    answer to send, PID=... or ERROR=..., or None when the spare was gone
+    before it got the request (a fresh one may try again). The spare is
+    used up either way."""
+    spare.reaped()      # long since, as a rule; once it has been, the
+    #                     worker is re-parented before it reads a byte
     fds = [cgroup_fd] if cgroup_fd is not None else []
     try:
         spare.chan.sendmsg([f"{slot} {generation}".encode()],
@@ -376,12 +368,6 @@ def _fork_worker(spare, cgroup_fd, slot, generation):
     except OSError:
         spare.discard()
         return None
-    try:
-        spare.go.send(b"x", socket.MSG_NOSIGNAL)
-    except OSError:
-        pass                    # gone: the worker is the daemon's already
-    spare.go.close()
-    _reap(spare.inter)          # then the worker's parent is the daemon
     try:
         answer = spare.chan.recv(256).decode(errors="replace")
     except OSError:

@@ -44,7 +44,9 @@ struct cgroup {
 
 	/* Kept descriptors (close-on-exec); -1 when the file is absent. */
 	int		 dir_fd;
-	int		 procs_fd;	/* cgroup.procs, write only */
+	int		 join_fd;	/* what a process writes 0 to, to join:
+					 * cgroup.procs, tasks on v1 (see
+					 * cgroup_join_fd()); write only */
 	int		 usage_fd;	/* memory.current | memory.usage_in_bytes */
 	int		 events_fd;	/* memory.events | memory.oom_control */
 	int		 stat_fd;	/* memory.stat */
@@ -1155,7 +1157,7 @@ static void
 group_free(struct cgroup *g)
 {
 	close_fd(&g->dir_fd);
-	close_fd(&g->procs_fd);
+	close_fd(&g->join_fd);
 	close_fd(&g->usage_fd);
 	close_fd(&g->events_fd);
 	close_fd(&g->stat_fd);
@@ -1178,20 +1180,21 @@ group_make(struct cgroup_root *r, int parent_fd, const char *parent_path,
 		return NULL;
 	g = xcalloc(1, sizeof *g);
 	g->root = r;
-	g->procs_fd = g->usage_fd = g->events_fd = g->stat_fd = -1;
+	g->join_fd = g->usage_fd = g->events_fd = g->stat_fd = -1;
 	g->event_fd = g->watch_wd = -1;
 	xasprintf(&g->path, "%s/%s", parent_path, name);
 	g->dir_fd = openat(parent_fd, name, O_RDONLY | O_DIRECTORY |
 	    O_CLOEXEC);
 	if (g->dir_fd == -1)
 		goto fail;
-	g->procs_fd = openat(g->dir_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+	g->join_fd = openat(g->dir_fd, is_v1 ? "tasks" : "cgroup.procs",
+	    O_WRONLY | O_CLOEXEC);
 	g->usage_fd = openat(g->dir_fd, is_v1 ? "memory.usage_in_bytes" :
 	    "memory.current", O_RDONLY | O_CLOEXEC);
 	g->events_fd = openat(g->dir_fd, is_v1 ? "memory.oom_control" :
 	    "memory.events", O_RDONLY | O_CLOEXEC);
 	g->stat_fd = openat(g->dir_fd, "memory.stat", O_RDONLY | O_CLOEXEC);
-	if (g->procs_fd == -1 || g->usage_fd == -1 || g->events_fd == -1 ||
+	if (g->join_fd == -1 || g->usage_fd == -1 || g->events_fd == -1 ||
 	    g->stat_fd == -1)
 		goto fail;
 	return g;
@@ -1397,30 +1400,60 @@ cgroup_open_path(const struct cgroup *g)
 }
 
 int
-cgroup_procs_fd(const struct cgroup *g)
+cgroup_join_fd(const struct cgroup *g)
 {
-	return g != NULL ? g->procs_fd : -1;
+	return g != NULL ? g->join_fd : -1;
 }
 
-/* Async-signal-safe: no stdio, no allocation. */
 int
 cgroup_attach(const struct cgroup *g, pid_t pid)
 {
-	char text[24], *p = text + sizeof text;
-	unsigned long v = pid > 0 ? (unsigned long)pid : 0;
+	char text[24];
+	int fd, len;
 	ssize_t n;
 
-	if (g == NULL || g->procs_fd == -1) {
-		errno = ENOTSUP;
+	if (g == NULL || g->dir_fd == -1 || pid <= 0) {
+		errno = g == NULL ? ENOTSUP : EINVAL;
 		return -1;
 	}
+	/* The whole process: cgroup.procs, whatever join_fd is. */
+	if ((fd = openat(g->dir_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC |
+	    O_NOFOLLOW)) == -1)
+		return -1;
+	len = snprintf(text, sizeof text, "%ld", (long)pid);
 	do
-		*--p = (char)('0' + v % 10);
-	while ((v /= 10) != 0);
-	do
-		n = write(g->procs_fd, p, (size_t)(text + sizeof text - p));
+		n = write(fd, text, (size_t)len);
 	while (n == -1 && errno == EINTR);
+	close(fd);
 	return n == -1 ? -1 : 0;
+}
+
+bool
+cgroup_contains(const struct cgroup *g, pid_t pid)
+{
+	char buf[4096], *line, *end;
+	ssize_t n;
+	int fd;
+	bool found = false;
+
+	if (g == NULL || g->dir_fd == -1 ||
+	    (fd = openat(g->dir_fd, "cgroup.procs", O_RDONLY | O_CLOEXEC |
+	    O_NOFOLLOW)) == -1)
+		return false;
+	/* A worker's new group holds it and little else: one read is
+	 * plenty, and a longer list read in part only answers "no". */
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	for (line = buf; !found && *line != '\0'; line = end + 1) {
+		if ((end = strchr(line, '\n')) == NULL)
+			break;
+		*end = '\0';
+		found = strtol(line, NULL, 10) == (long)pid;
+	}
+	return found;
 }
 
 /* Counters and limits */

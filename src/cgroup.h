@@ -97,11 +97,19 @@ int	cgroup_dir_fd(const struct cgroup *);
 /* A new O_PATH, close-on-exec descriptor of its directory (v1 and v2),
  * for a template's forked worker; -1 with errno. */
 int	cgroup_open_path(const struct cgroup *);
-/* Put pid in the group (cgroup.procs); 0 or -1 with errno. Async-signal-
- * safe: may be called between fork and exec with getpid() (pid 0 = self). */
+/* Move process pid (all its threads) into the group: cgroup.procs; 0 or
+ * -1 with errno. On v1 that waits for an RCU grace period (8-20 ms). */
 int	cgroup_attach(const struct cgroup *, pid_t pid);
-/* Fd of cgroup.procs opened for writing, for use in a forked child. */
-int	cgroup_procs_fd(const struct cgroup *);
+/* Whether pid is in the group (cgroup.procs lists it); false on error. */
+bool	cgroup_contains(const struct cgroup *, pid_t pid);
+/*
+ * The kept descriptor a forked child writes "0" to between fork and exec,
+ * to join the group: cgroup.procs, or on v1 tasks, which moves the
+ * calling thread alone (the child of a fork has no other) and without
+ * the wait of a v1 cgroup.procs write for an RCU grace period (8-20 ms,
+ * the most of what a spawn cost). -1 if none.
+ */
+int	cgroup_join_fd(const struct cgroup *);
 
 /* memory.current (v2) / memory.usage_in_bytes (v1), bytes; -1 on error. */
 int	cgroup_memory_usage(const struct cgroup *, uint64_t *bytes);

@@ -401,12 +401,27 @@ on_child(struct ev_loop *loop, ev_child *c, int revents)
 			log_debug("orphan [pid %ld] reaped", (long)c->rpid);
 		}
 		forget(o, or);
+		/* A template's spare, forked ahead, is its orphan until an
+		 * answer names it: that answer may be on its way. */
+		if (o->find->forking(o->rd))
+			(void)o->find->reaped(o->rd, c->rpid, c->rstatus);
 	} else if (pidmap_get(&o->rd->pidmap, c->rpid) == NULL &&
 	    !is_helper(o, c->rpid) &&
 	    !o->find->reaped(o->rd, c->rpid, c->rstatus)) {
 		log_debug("reaped pid %ld, re-parented to us and gone before "
 		    "a sweep saw it", (long)c->rpid);
 	}
+}
+
+bool
+orphans_claim(struct orphans *o, pid_t pid)
+{
+	struct orphan *or = (struct orphan *)ph_get(&o->orphans, pid);
+
+	if (or == NULL)
+		return false;
+	forget(o, or);
+	return true;
 }
 
 void

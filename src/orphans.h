@@ -78,6 +78,10 @@ size_t		 orphans_roots(struct orphans *, struct orphan_owner *,
 		    pid_t *pids, size_t max);
 /* SIGKILL its orphans and their trees. */
 void		 orphans_kill_owner(struct orphans *, struct orphan_owner *);
+/* A template's answer named pid, an orphan of the template's so far (a
+ * worker forked ahead, waiting for its request): a worker from now on,
+ * not an orphan. false if it was none. */
+bool		 orphans_claim(struct orphans *, pid_t pid);
 /* Its worker is being freed: its orphans are killed, and any process seen
  * in its tree that reaches us later is killed on sight. */
 void		 orphans_owner_gone(struct orphans *, struct orphan_owner *);

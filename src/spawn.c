@@ -204,8 +204,8 @@ child(const struct spawn_req *r, int status_fd, pid_t parent, bool placed)
 		child_fail(status_fd, ST_SIGNALS);
 	if (setsid() == -1)
 		child_fail(status_fd, ST_SETSID);
-	if (!placed && r->cgroup_procs_fd != -1 &&
-	    write(r->cgroup_procs_fd, "0", 1) == -1)
+	if (!placed && r->cgroup_join_fd != -1 &&
+	    write(r->cgroup_join_fd, "0", 1) == -1)
 		child_fail(status_fd, ST_CGROUP);
 	for (i = 0; i < 2; i++)
 		if (r->pid_vars[i] != NULL)

@@ -34,7 +34,7 @@ struct spawn_req {
 	int		 stdout_fd;	/* write ends, or -1 for /dev/null */
 	int		 stderr_fd;
 	int		 cgroup_dir_fd;	/* v2: clone3 CLONE_INTO_CGROUP, or -1 */
-	int		 cgroup_procs_fd; /* else write our pid here, or -1 */
+	int		 cgroup_join_fd; /* else write "0" here (tasks on v1), or -1 */
 	int		 pdeathsig;	/* signal when the daemon dies */
 	long		 nofile;	/* RLIMIT_NOFILE soft limit to restore
 					 * (the daemon raised its own), or -1 */

@@ -36,7 +36,7 @@
 
 enum {
 	W_STDOUT = 1 << 0, W_STDERR = 1 << 1, W_CG_DIR = 1 << 2,
-	W_CG_PROCS = 1 << 3, W_DIRECTORY = 1 << 4, W_SET_IDS = 1 << 5,
+	W_CG_JOIN = 1 << 3, W_DIRECTORY = 1 << 4, W_SET_IDS = 1 << 5,
 	W_DROP_CAPS = 1 << 6, W_NO_NEW_PRIVS = 1 << 7,
 };
 
@@ -103,7 +103,7 @@ serve_one(char *buf, size_t len, const int *fds, size_t nfds)
 		return -1;
 	memcpy(&w, buf, sizeof w);
 	want = 1 + !!(w.flags & W_STDOUT) + !!(w.flags & W_STDERR) +
-	    !!(w.flags & W_CG_DIR) + !!(w.flags & W_CG_PROCS) + w.nfds;
+	    !!(w.flags & W_CG_DIR) + !!(w.flags & W_CG_JOIN) + w.nfds;
 	if (w.nfds > SOCKETS_MAX || nfds != want || w.ngroups > 65536 ||
 	    w.argc == 0 || w.argc > REQ_MAX || w.envc > REQ_MAX ||
 	    sizeof w + (size_t)w.ngroups * sizeof(uint32_t) > len)
@@ -149,7 +149,7 @@ serve_one(char *buf, size_t len, const int *fds, size_t nfds)
 	r.stdout_fd = (w.flags & W_STDOUT) ? fds[k++] : -1;
 	r.stderr_fd = (w.flags & W_STDERR) ? fds[k++] : -1;
 	r.cgroup_dir_fd = (w.flags & W_CG_DIR) ? fds[k++] : -1;
-	r.cgroup_procs_fd = (w.flags & W_CG_PROCS) ? fds[k++] : -1;
+	r.cgroup_join_fd = (w.flags & W_CG_JOIN) ? fds[k++] : -1;
 	r.fds = fds + k;
 	r.nfds = w.nfds;
 	r.pdeathsig = w.pdeathsig;
@@ -313,7 +313,7 @@ encode(const struct spawn_req *r, char *buf)
 	w.flags = (r->stdout_fd != -1 ? W_STDOUT : 0) |
 	    (r->stderr_fd != -1 ? W_STDERR : 0) |
 	    (r->cgroup_dir_fd != -1 ? W_CG_DIR : 0) |
-	    (r->cgroup_procs_fd != -1 ? W_CG_PROCS : 0) |
+	    (r->cgroup_join_fd != -1 ? W_CG_JOIN : 0) |
 	    (r->directory != NULL ? W_DIRECTORY : 0) |
 	    (r->set_ids ? W_SET_IDS : 0) |
 	    (r->drop_caps ? W_DROP_CAPS : 0) |
@@ -373,7 +373,7 @@ ask(struct spawner *s, const struct spawn_req *r, int status_wfd)
 		struct cmsghdr	 align;
 	} u;
 	int fds[FDS_MAX], extra[4] = { r->stdout_fd, r->stderr_fd,
-		r->cgroup_dir_fd, r->cgroup_procs_fd };
+		r->cgroup_dir_fd, r->cgroup_join_fd };
 	struct pollfd pfd = { .fd = s->fd, .events = POLLIN };
 	struct iovec iov;
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "orphans.h"
 #include "config.h"
 #include "events.h"
 #include "log.h"
@@ -243,11 +244,16 @@ fork_answered(struct tmpl *t, struct worker *w, const char *value)
 		return;
 	}
 	t->set->forks++;
+	if (orphans_claim(p->rd->orphans, (pid_t)pid))
+		wlog(w, LOG_DEBUG, "forked ahead by template %u: adopted as its "
+		    "orphan until now", t->gen);
 	worker_forked(w, (pid_t)pid);
 	/* In its own group even if it could not move itself (a pool user may
-	 * not write there); the template's pages stay charged to it. */
-	if (w->cg != NULL && cgroup_attach(w->cg, (pid_t)pid) == -1 &&
-	    errno != ESRCH)
+	 * not write there); the template's pages stay charged to it. Looked
+	 * at first: on v1 a move makes the daemon wait for an RCU grace
+	 * period, and the worker normally moved itself before the answer. */
+	if (w->cg != NULL && !cgroup_contains(w->cg, (pid_t)pid) &&
+	    cgroup_attach(w->cg, (pid_t)pid) == -1 && errno != ESRCH)
 		wlog(w, LOG_WARNING, "unable to move it into %s: %s",
 		    cgroup_path(w->cg), strerror(errno));
 	if (w->state != WS_STARTING) {

@@ -529,7 +529,7 @@ worker_request(const struct worker *w, const struct worker_host *p, char **env,
 	req->stdout_fd = stdout_fd;
 	req->stderr_fd = stderr_fd;
 	req->cgroup_dir_fd = w->cg ? cgroup_dir_fd(w->cg) : -1;
-	req->cgroup_procs_fd = w->cg ? cgroup_procs_fd(w->cg) : -1;
+	req->cgroup_join_fd = w->cg ? cgroup_join_fd(w->cg) : -1;
 	req->pdeathsig = SIGKILL;
 	req->nofile = p->rd->nofile;
 	req->drop_caps = cfg->capabilities != CAPS_ALL;

@@ -11,6 +11,8 @@ slot, generation and LISTEN_PID, and a new generation after
 """
 
 import json
+import os
+import signal
 import socket
 import subprocess
 
@@ -109,3 +111,45 @@ def test_examples_fork_workers_from_a_template(recyclerd, kind):
     after = rd.wait_for(rolled, timeout=30, what="workers replaced")
     assert {a["generation"] for a in after}.isdisjoint(first) or \
         all(a["pid"] not in old for a in after)
+
+
+def test_the_spare_is_the_daemons_child_until_named_and_goes_with_its_template(
+        recyclerd, kind):
+    # The libraries fork the next worker ahead; it waits re-parented to
+    # the daemon, held as the template's orphan, becomes a worker when an
+    # answer names it, and is killed with its template.
+    sock = start_pool(recyclerd, kind, "template", workers=1)
+    recyclerd.wait_log(r"ready after ", count=1, timeout=30)
+
+    def template():
+        st = json.loads(subprocess.run(
+            [rd.RECYCLERCTL_BIN, "-s", str(recyclerd.control_path), "-j",
+             "status"], timeout=20, capture_output=True).stdout)
+        return st["pools"][0]["template"] or {}
+    tpid = rd.wait_for(lambda: template().get("pid"), 10,
+                       what="the template's pid")
+    worker = answers(sock, 1)[0]["pid"]
+
+    def spare(*known):
+        kids = [p for p in rd.children_of(recyclerd.pid)
+                if p not in known and not rd.proc_status(p).get(
+                    "Name", "").startswith("recyclerd")]
+        return kids[0] if len(kids) == 1 else None
+    s = rd.wait_for(lambda: spare(tpid, worker), 10,
+                    what="the spare, the daemon's child")
+    assert os.getsid(s) == tpid, "the spare is in the template's session"
+    subprocess.run([rd.RECYCLERCTL_BIN, "-s", str(recyclerd.control_path),
+                    "recycle", "web", "0"], check=True, timeout=20,
+                   capture_output=True)
+    rd.wait_for(lambda: answers(sock, 1)[0]["pid"] == s, 20,
+                what=f"the spare [pid {s}] serving as the worker")
+    assert os.getsid(s) == s
+    assert not recyclerd.log_has(r"orphan.*reaped")
+    # The next spare, then the template killed: the spare goes with it,
+    # the worker does not.
+    rd.wait_for(lambda: not rd.pid_alive(worker), 20, what="the old worker gone")
+    s2 = rd.wait_for(lambda: spare(tpid, s), 10, what="the next spare")
+    os.kill(tpid, signal.SIGKILL)
+    rd.wait_for(lambda: not rd.pid_alive(s2), 10,
+                what=f"the spare [pid {s2}] gone with its template")
+    assert answers(sock, 1)[0]["pid"] == s, "the worker died with it"

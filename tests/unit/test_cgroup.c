@@ -489,7 +489,8 @@ test_none_is_inert(void **state)
 	assert_int_equal(cgroup_memory_anon(NULL, &v), -1);
 	assert_int_equal(cgroup_attach(NULL, 0), -1);
 	assert_int_equal(cgroup_dir_fd(NULL), -1);
-	assert_int_equal(cgroup_procs_fd(NULL), -1);
+	assert_int_equal(cgroup_join_fd(NULL), -1);
+	assert_false(cgroup_contains(NULL, 1));
 	assert_int_equal(cgroup_nprocs(NULL), -1);
 	assert_int_equal(cgroup_kill(NULL), -1);
 	assert_int_equal(cgroup_set_high(NULL, 1), -1);

@@ -225,7 +225,7 @@ spawn_child(const struct cgroup *cg, size_t mib, int sleepers, int *ready_fd)
 	pid = fork();
 	if (pid == 0) {
 		close(p[0]);
-		if (cgroup_attach(cg, 0) == -1)
+		if (write(cgroup_join_fd(cg), "0", 1) != 1)
 			_exit(2);
 		for (i = 0; i < sleepers; i++)
 			if (fork() == 0) {
@@ -440,9 +440,31 @@ test_limits_v1(void **state)
 	assert_int_equal(read_number(path), 64 * MIB);
 	assert_int_equal(cgroup_set_max(w, 0), 0);
 	assert_true(read_number(path) > (long long)(1ULL << 40));
-	/* Placement on v1 is by cgroup.procs, not clone3. */
+	/* Placement on v1 is by a write, not clone3: a forked child joins
+	 * by tasks (itself alone), the daemon moves a whole process by
+	 * cgroup.procs. */
 	assert_int_equal(cgroup_dir_fd(w), -1);
-	assert_true(cgroup_procs_fd(w) >= 0);
+	assert_true(cgroup_join_fd(w) >= 0);
+	{
+		struct cgroup *w2;
+		int rfd;
+		char c;
+		pid_t kid = spawn_child(w, 1, 0, &rfd);
+
+		assert_int_equal(read(rfd, &c, 1), 1);
+		close(rfd);
+		assert_true(cgroup_contains(w, kid));
+		assert_non_null(w2 = cgroup_worker_open(pool, 1, 2, 0, 0));
+		assert_false(cgroup_contains(w2, kid));
+		assert_int_equal(cgroup_attach(w2, kid), 0);
+		assert_true(cgroup_contains(w2, kid));
+		assert_false(cgroup_contains(w, kid));
+		assert_int_equal(cgroup_attach(w2, 0), -1);
+		assert_int_equal(errno, EINVAL);
+		kill(kid, SIGKILL);
+		assert_true(WIFSIGNALED(wait_exit(kid, 5000)));
+		cgroup_close(w2);
+	}
 	/* Same slot and generation twice is a bug of the caller. */
 	assert_null(cgroup_worker_open(pool, 0, 1, 0, 0));
 	assert_int_equal(errno, EEXIST);
