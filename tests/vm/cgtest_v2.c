@@ -216,7 +216,7 @@ kid_start(struct kid *k, const struct cgroup *cg, bool use_clone3,
 		k->pid = (pid_t)syscall(SYS_clone3, &a, sizeof a);
 	} else {
 		k->pid = fork();
-		if (k->pid == 0 && cgroup_attach(cg, 0) == -1)
+		if (k->pid == 0 && write(cgroup_join_fd(cg), "0", 1) != 1)
 			_exit(2);
 	}
 	if (k->pid == -1)
@@ -455,6 +455,30 @@ check_oom(struct cgroup *pool)
 	kid_close(&k);
 }
 
+/* cgroup_attach moves a named process (the daemon's way for a template's
+ * worker that could not), cgroup_contains sees it; a pid of 0 is refused. */
+static void
+check_attach(struct cgroup *w)
+{
+	pid_t pid;
+
+	check(cgroup_attach(w, 0) == -1 && errno == EINVAL,
+	    "attach: pid 0 refused (EINVAL)");
+	pid = fork();
+	if (pid == -1)
+		return;
+	if (pid == 0) {
+		pause();
+		_exit(0);
+	}
+	check(!cgroup_contains(w, pid), "attach: [pid %d] not there yet",
+	    (int)pid);
+	check(cgroup_attach(w, pid) == 0 && cgroup_contains(w, pid),
+	    "attach: [pid %d] moved in by cgroup.procs", (int)pid);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
 static void
 check_kill_tree(struct cgroup *pool)
 {
@@ -464,6 +488,8 @@ check_kill_tree(struct cgroup *pool)
 
 	w = cgroup_worker_open(pool, 3, 1, 0, 0);
 	check(w != NULL, "kill: worker-3-1 created");
+	if (w != NULL)
+		check_attach(w);
 	if (w == NULL || !kid_start(&k, w, false, 3, false, 1)) {
 		cgroup_close(w);
 		return;
