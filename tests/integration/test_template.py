@@ -142,6 +142,40 @@ def test_workers_share_the_template_pages(recyclerd):
              >= 64 << 20, 10, what="the template's rss in status")
 
 
+def probe_reads(d, kind):
+    text = ctl(d, "metrics").stdout
+    m = re.search(rf'^recyclerd_probe_reads_total{{kind="{kind}"}} (\S+)$',
+                  text, re.M)
+    assert m, text
+    return float(m.group(1))
+
+
+def test_rss_over_the_limit_by_shared_pages_is_not_read_each_sample(
+        recyclerd):
+    # Each worker maps the template's 64 MiB: rss ~70M over recycle_memory,
+    # pss ~25M under it. The rss - pss gap of one smaps_rollup read stands
+    # for the figure for a second; every sample reading it would be 10 a
+    # second per worker.
+    start(recyclerd, "--preload", "64", workers=2, memory_metric="pss",
+          recycle_memory="48M", sample_interval="100ms", jitter="0",
+          prespawn="no")
+    ws = ready_workers(recyclerd, 2)
+    for pid in ws.values():
+        m = smaps_rollup(pid)
+        assert m["Rss"] > 48 << 20 > m["Pss"], m
+    smaps, statm = probe_reads(recyclerd, "smaps"), probe_reads(recyclerd,
+                                                                "statm")
+    wait_for(lambda: probe_reads(recyclerd, "statm") >= statm + 60, 20,
+             what="60 more statm reads")
+    statm_n = probe_reads(recyclerd, "statm") - statm
+    smaps_n = probe_reads(recyclerd, "smaps") - smaps
+    assert smaps_n <= statm_n / 4, (smaps_n, statm_n)
+    # Still measured exactly, and not recycled on rss.
+    p = pool(recyclerd)
+    assert {w["slot"]: w["pid"] for w in p["workers"]} == ws
+    assert all(w["memory"] < 48 << 20 for w in p["workers"]), p["workers"]
+
+
 def test_workers_inherit_the_sockets(recyclerd):
     path = recyclerd.dir / "web.sock"
     start(recyclerd, workers=2, listen=f"unix:{path}")
