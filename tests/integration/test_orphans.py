@@ -142,7 +142,10 @@ def start(d, o, **keys):
     # Without cgroups: the case where sessions were all the daemon knew.
     d.write_config(main={"cgroup": "none"}, **keys)
     d.start(args=("-v",))
-    d.wait_ready_workers(1)
+    # Not d.wait_ready_workers(): a grandchild re-parented to the daemon
+    # carries the pool's environment, and its pid is the newer one.
+    wait_for(lambda: [w for w in status(d)["pools"][0]["workers"]
+                      if w["state"] == "ready"], 15, what="a ready worker")
     return o.wait_grandchild()
 
 
