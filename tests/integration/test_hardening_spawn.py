@@ -70,6 +70,8 @@ def all_dead(pids):
     return not any(pid_alive(p) for p in pids)
 
 
+@pytest.mark.skipif(rd.VALGRIND, reason="valgrind's own tasks take the "
+                    "pids.max room left for the daemon and its guard")
 def test_failed_fork_is_retried_and_counted(recyclerd):
     """pids.max leaves room for the daemon and its guard only: the
     workers' forks fail with EAGAIN. Once the limit is lifted the pool
@@ -207,6 +209,8 @@ def test_guard_restart_covers_new_workers(recyclerd):
     wait_for(lambda: not pid_alive(new_guard), 10, what="guard exited")
 
 
+@pytest.mark.skipif(rd.VALGRIND, reason="valgrind opens its log file at "
+                    "the lowest free descriptor, before the daemon runs")
 def test_closed_stdio_gets_dev_null(recyclerd):
     """Started with 0 and 1 closed, the daemon must not hand them to the
     first files it opens."""
