@@ -267,3 +267,23 @@ def test_a_condemned_worker_is_not_read_through_smaps(recyclerd, tmp_path):
     ws = status(recyclerd)["workers"]
     assert all(w["memory"] < 60 * MiB for w in ws
                if w["recycle_reason"] == "memory"), ws
+
+
+def test_a_crossing_is_confirmed_without_reading_smaps_again(recyclerd):
+    # Over 30M (pss) and growing to 40M, then level: recycle_samples = 30
+    # holds the recycle for 30 samples. The crossing's read measured the
+    # rss - pss gap; rss minus it confirms the samples after (statm only):
+    # a few reads on the way to the crossing, not one per sample after it.
+    recyclerd.write_config(
+        workers=1, ready="notify", memory_metric="pss", prespawn="no",
+        recycle_memory="30M", recycle_samples=30, max_overshoot="100%",
+        sample_interval="100ms", jitter="0",
+        command=f"{PYTHON} {PY_WORKER} --leak 1M --interval 0.1 "
+                "--baseline 14M --leak-until 40M")
+    recyclerd.start()
+    recyclerd.wait_log(r"recycling \(memory\): pss .* for 30 samples",
+                       timeout=20)
+    smaps = metric(recyclerd, 'recyclerd_probe_reads_total{kind="smaps"}')
+    statm = metric(recyclerd, 'recyclerd_probe_reads_total{kind="statm"}')
+    print("reads", smaps, statm)
+    assert statm >= 30 and smaps <= 10, (smaps, statm)
