@@ -166,7 +166,9 @@ def sample(root, skip_root, period, out):
             time.sleep(max(0.0, t + period - time.time()))
 
 
-DUR = re.compile(r"ready after (\d+(?:\.\d+)?)(us|ms|s|m)\b")
+# The worker's own line ("worker N [pid P]: ready after"), not its
+# predecessor's "replacement [pid P] ready after": one figure per worker.
+DUR = re.compile(r"\]: ready after (\d+(?:\.\d+)?)(us|ms|s|m)\b")
 SCALE = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
 
 
