@@ -6,10 +6,10 @@
  * The template answers each "FORK slot=N generation=G" datagram with a
  * double fork, done ahead of the request (struct spare): the intermediate
  * child exits at once (the template reaps it), so the worker-to-be waits
- * re-parented to recyclerd, a subreaper. The worker reports its own pid once it is in its
- * session and cgroup, and the template answers PID= only then, so the
- * daemon never hears of a worker that does not exist yet or sits in the
- * wrong cgroup.
+ * re-parented to recyclerd, a subreaper. The worker reports its own pid
+ * once it is in its session and cgroup, and the template answers PID=
+ * only then, so the daemon never hears of a worker that does not exist
+ * yet or sits in the wrong cgroup.
  *
  * Plain POSIX and Linux calls, no libsystemd: a worker links this in and
  * runs anywhere.

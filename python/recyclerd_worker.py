@@ -179,30 +179,25 @@ def _reply(sock, text):
     sock.send(text.encode("utf-8", "replace")[:MAX_REQUEST])
 
 
+def _write_zero(name, cgroup_fd):
+    fd = os.open(name, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW,
+                 dir_fd=cgroup_fd)
+    try:
+        os.write(fd, b"0")
+    finally:
+        os.close(fd)
+
+
 def _enter_cgroup(cgroup_fd):
     """Move this process into the cgroup whose directory cgroup_fd is.
     On cgroup v1 by its tasks file: that moves the calling thread alone,
     which is all of a process just forked, and spares the wait for an RCU
     grace period that a v1 cgroup.procs write makes (8-20 ms, most of
     what a fork from the template costs). v2 has no tasks file."""
-    flags = os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW
     try:
-        fd = os.open("tasks", flags, dir_fd=cgroup_fd)
+        _write_zero("tasks", cgroup_fd)
     except OSError:
-        pass
-    else:
-        try:
-            os.write(fd, b"0")
-            return
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
-    fd = os.open("cgroup.procs", flags, dir_fd=cgroup_fd)
-    try:
-        os.write(fd, b"0")
-    finally:
-        os.close(fd)
+        _write_zero("cgroup.procs", cgroup_fd)
 
 
 def _become_worker(report_fd, cgroup_fd, slot, generation):

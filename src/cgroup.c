@@ -1431,28 +1431,15 @@ cgroup_attach(const struct cgroup *g, pid_t pid)
 bool
 cgroup_contains(const struct cgroup *g, pid_t pid)
 {
-	char buf[4096], *line, *end;
+	pid_t *pids = NULL;
 	ssize_t n;
-	int fd;
-	bool found = false;
+	bool found;
 
-	if (g == NULL || g->dir_fd == -1 ||
-	    (fd = openat(g->dir_fd, "cgroup.procs", O_RDONLY | O_CLOEXEC |
-	    O_NOFOLLOW)) == -1)
+	if (g == NULL || g->dir_fd == -1 || (n = read_pids(g->dir_fd,
+	    &pids)) == -1)
 		return false;
-	/* A worker's new group holds it and little else: one read is
-	 * plenty, and a longer list read in part only answers "no". */
-	n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = '\0';
-	for (line = buf; !found && *line != '\0'; line = end + 1) {
-		if ((end = strchr(line, '\n')) == NULL)
-			break;
-		*end = '\0';
-		found = strtol(line, NULL, 10) == (long)pid;
-	}
+	found = pid_in(pids, (size_t)n, pid);
+	free(pids);
 	return found;
 }
 

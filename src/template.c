@@ -16,11 +16,11 @@
 #include <unistd.h>
 
 #include "cgroup.h"
-#include "orphans.h"
 #include "config.h"
 #include "events.h"
 #include "log.h"
 #include "notify.h"
+#include "orphans.h"
 #include "pool.h"
 #include "recyclerd.h"
 #include "template.h"

@@ -838,13 +838,34 @@ worker_probe_exact(struct worker *w, double now, struct mem_sample *s)
 	return 0;
 }
 
+/*
+ * A sample that confirms a crossing of recycle_memory (the first was
+ * exact, recycle_samples asks for more): rss minus the gap the crossing's
+ * read measured stands for the figure while it is still over. Pages the
+ * worker has written since count whole in both rss and the figure; pages
+ * it has un-shared raise the figure, not rss, so the estimate errs low.
+ * Under the limit, or with a gap older than the confirmation takes,
+ * smaps_rollup is read.
+ */
+static bool
+confirms_crossing(const struct worker *w, const struct mem_sample *s,
+    double now)
+{
+	return w->recycle_reason == REASON_NONE && w->over_count > 0 &&
+	    w->limits.recycle_memory != 0 && w->gap_mono != 0 &&
+	    now - w->gap_mono <= (double)w->limits.recycle_samples *
+	    (double)w->cfg->sample_interval_ms / 1000.0 && !s->has_smaps &&
+	    s->rss > w->smaps_gap &&
+	    s->rss - w->smaps_gap > w->limits.recycle_memory;
+}
+
 int
 worker_sample(struct worker *w, double now, bool force_smaps)
 {
 	enum mem_metric metric = w->cfg->memory_metric;
 	uint64_t bound, floor_bytes, v;
 	struct mem_sample s;
-	bool gap_fresh, gap_known, confirming, confirmed = false;
+	bool gap_fresh, gap_known;
 
 	/* Once condemned, recycle_memory is behind it: smaps_rollup (the
 	 * costly read, of the largest workers) only near a bound that still
@@ -864,17 +885,6 @@ worker_sample(struct worker *w, double now, bool force_smaps)
 	floor_bytes = bound;
 	gap_fresh = w->gap_mono != 0 && now - w->gap_mono <= SMAPS_GAP_TRUST_S;
 	gap_known = w->gap_mono != 0 && now - w->gap_mono <= SMAPS_GAP_LEAD_S;
-	/* The samples that confirm a crossing of recycle_memory (the first
-	 * was exact, recycle_samples asks for more): rss minus the gap the
-	 * crossing's read measured stands for the figure while it is still
-	 * over. Pages the worker has written since count whole in both rss
-	 * and the figure; pages it has un-shared raise the figure, not rss,
-	 * so the estimate errs low. Under the limit, or with a gap older
-	 * than the confirmation takes, smaps_rollup is read. */
-	confirming = w->recycle_reason == REASON_NONE && w->over_count > 0 &&
-	    w->limits.recycle_memory != 0 && w->gap_mono != 0 &&
-	    now - w->gap_mono <= (double)w->limits.recycle_samples *
-	    (double)w->cfg->sample_interval_ms / 1000.0;
 	if (bound != 0 && gap_fresh) {
 		uint64_t step = 0;
 		double rate;
@@ -919,16 +929,14 @@ worker_sample(struct worker *w, double now, bool force_smaps)
 		 * warned) */
 		if (worker_probe(w, smaps_now, &s) == -1)
 			return -1;
-		confirmed = confirming && !s.has_smaps &&
-		    s.rss > w->smaps_gap &&
-		    s.rss - w->smaps_gap > w->limits.recycle_memory;
-		if (!confirmed && metric_needs_smaps(metric, &s, floor_bytes) &&
-		    worker_probe(w, true, &s) == -1)
-			return -1;
-		w->memory = metric_value(metric, &s, &w->memory_exact);
-		if (confirmed) {
+		if (confirms_crossing(w, &s, now)) {
 			w->memory = s.rss - w->smaps_gap;
 			w->memory_exact = true;
+		} else {
+			if (metric_needs_smaps(metric, &s, floor_bytes) &&
+			    worker_probe(w, true, &s) == -1)
+				return -1;
+			w->memory = metric_value(metric, &s, &w->memory_exact);
 		}
 		w->last = s;
 		if (s.has_smaps) {

@@ -285,5 +285,4 @@ def test_a_crossing_is_confirmed_without_reading_smaps_again(recyclerd):
                        timeout=20)
     smaps = metric(recyclerd, 'recyclerd_probe_reads_total{kind="smaps"}')
     statm = metric(recyclerd, 'recyclerd_probe_reads_total{kind="statm"}')
-    print("reads", smaps, statm)
     assert statm >= 30 and smaps <= 10, (smaps, statm)
